@@ -1,0 +1,58 @@
+//! Bounds-checked little/big-endian reads from untrusted byte slices. Every read of a mapped file
+//! goes through these (or through a slice whose bounds were checked once at open): an
+//! out-of-range read is an `Error::Corrupt` naming the offset, never a panic.
+
+use crate::error::{Error, Result};
+
+/// `len` bytes at `off`, or a `Corrupt` error saying what was being read.
+#[inline]
+pub fn slice<'a>(buf: &'a [u8], off: usize, len: usize, what: &str) -> Result<&'a [u8]> {
+    match off.checked_add(len) {
+        Some(end) if end <= buf.len() => Ok(&buf[off..end]),
+        _ => Err(Error::corrupt(
+            off,
+            format!(
+                "{what}: {len} bytes at offset {off} run past the end ({} bytes)",
+                buf.len()
+            ),
+        )),
+    }
+}
+
+#[inline]
+pub fn u8_at(buf: &[u8], off: usize, what: &str) -> Result<u8> {
+    Ok(slice(buf, off, 1, what)?[0])
+}
+
+#[inline]
+pub fn u16_le(buf: &[u8], off: usize, what: &str) -> Result<u16> {
+    let b = slice(buf, off, 2, what)?;
+    Ok(u16::from_le_bytes([b[0], b[1]]))
+}
+
+#[inline]
+pub fn u32_le(buf: &[u8], off: usize, what: &str) -> Result<u32> {
+    let b = slice(buf, off, 4, what)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+#[inline]
+pub fn u64_le(buf: &[u8], off: usize, what: &str) -> Result<u64> {
+    let b = slice(buf, off, 8, what)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Ok(u64::from_le_bytes(a))
+}
+
+/// A u64 from the file that must fit in `usize` (always true on 64-bit targets).
+#[inline]
+pub fn to_usize(v: u64, off: usize, what: &str) -> Result<usize> {
+    usize::try_from(v)
+        .map_err(|_| Error::corrupt(off, format!("{what}: {v} does not fit in memory")))
+}
+
+/// Round `n` up to the next multiple of 8 (section alignment).
+#[inline]
+pub const fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}

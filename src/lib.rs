@@ -1,0 +1,35 @@
+//! matchy: one memory-mapped, immutable file answering three kinds of question at once:
+//! which inserted IP network (v4/v6, longest prefix) holds an address, which exact strings equal
+//! a query, and which glob patterns match it. Every entry carries typed data (maps, strings,
+//! numbers) in MaxMind DB encoding, and the file is a valid MaxMind DB: `.mmdb` readers answer
+//! its IP queries, and matchy opens standard `.mmdb` files too.
+//!
+//! ```no_run
+//! let db = matchy::Database::from("threats.mxy").open()?;
+//! for m in db.lookup("sub.evil.com")? {
+//!     println!("{} {:?}", m.entry(), m.value().get(&["category"])?);
+//! }
+//! # Ok::<(), matchy::Error>(())
+//! ```
+//!
+//! See `ARCHITECTURE.md` for the module map and `docs/FORMAT.md` for the file format.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod bytes;
+pub mod data;
+mod entry;
+mod error;
+mod format;
+pub mod glob;
+mod hash;
+mod literal;
+pub mod mmdb;
+mod value;
+
+mod builder;
+mod database;
+mod validate;
+
+pub use data::DataValue;
+pub use error::{Error, Result};
