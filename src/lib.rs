@@ -31,5 +31,11 @@ mod builder;
 mod database;
 mod validate;
 
+pub use builder::{BuildStats, DatabaseBuilder, DuplicatePolicy};
 pub use data::DataValue;
+pub use database::{Database, DatabaseInfo, EntryKind, Match, Matches, OpenOptions};
+pub use entry::{parse_entry, Entry};
 pub use error::{Error, Result};
+pub use format::{MatchMode, SectionInfo};
+pub use validate::{validate_file, ValidationIssue, ValidationLevel, ValidationReport};
+pub use value::{Value, ValueKind};
