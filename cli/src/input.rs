@@ -571,10 +571,11 @@ fn is_decimal(s: &str) -> bool {
         None => true,
         Some(e) => is_digits(e.strip_prefix(['+', '-']).unwrap_or(e)),
     };
-    is_digits(integer)
-        && fraction.map_or(true, is_digits)
-        && exponent_ok
-        && (fraction.is_some() || exponent.is_some())
+    let fraction_ok = match fraction {
+        None => true,
+        Some(f) => is_digits(f),
+    };
+    is_digits(integer) && fraction_ok && exponent_ok && (fraction.is_some() || exponent.is_some())
 }
 
 fn typed_integer(cell: &str, negative: bool, digits: &str) -> DataValue {
