@@ -241,11 +241,11 @@ pub(crate) fn resolve_with_next(
                 off,
                 format!("pointer to offset {target} points to another pointer"),
             )),
-            Err(e) if target >= data.len() => Err(corrupt(
+            Err(_) if target >= data.len() => Err(corrupt(
                 base,
                 off,
                 format!(
-                    "pointer to offset {target} is past the end of the section ({} bytes): {e}",
+                    "pointer to offset {target} is past the end of the section ({} bytes)",
                     data.len()
                 ),
             )),

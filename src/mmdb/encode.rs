@@ -243,7 +243,7 @@ impl Hasher for PassThrough {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ b as u64;
+            self.0 = self.0.rotate_left(8) ^ b as u64;
         }
     }
     fn write_u64(&mut self, v: u64) {
@@ -426,5 +426,368 @@ impl DataSectionWriter {
 
     pub fn into_bytes(self) -> Vec<u8> {
         self.store.buf
+    }
+}
+
+/// Test helpers shared by the mmdb and value tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::mmdb::metadata::write_metadata;
+    use std::fmt;
+
+    /// Builds a `DataValue` from any serde deserializer, keeping MaxMind DB types apart (so the
+    /// reference reader's typed output can be compared exactly).
+    pub(crate) struct Typed(pub DataValue);
+
+    impl<'de> serde::Deserialize<'de> for Typed {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Typed, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Typed;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an MMDB value")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Bool(v)))
+                }
+                fn visit_i32<E>(self, v: i32) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Int32(v)))
+                }
+                fn visit_u16<E>(self, v: u16) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Uint16(v)))
+                }
+                fn visit_u32<E>(self, v: u32) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Uint32(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Uint64(v)))
+                }
+                fn visit_u128<E>(self, v: u128) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Uint128(v)))
+                }
+                fn visit_f32<E>(self, v: f32) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Float(v)))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Double(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::String(v.into())))
+                }
+                fn visit_bytes<E>(self, v: &[u8]) -> Result<Typed, E> {
+                    Ok(Typed(DataValue::Bytes(v.into())))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Typed, A::Error> {
+                    let mut items = Vec::new();
+                    while let Some(Typed(v)) = a.next_element()? {
+                        items.push(v);
+                    }
+                    Ok(Typed(DataValue::Array(items)))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Typed, A::Error> {
+                    let mut entries = Vec::new();
+                    while let Some((k, Typed(v))) = a.next_entry::<String, Typed>()? {
+                        entries.push((k, v));
+                    }
+                    Ok(Typed(DataValue::Map(entries)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// A minimal IPv4 .mmdb: one node whose left record (0.0.0.0/1) points to `left` and right
+    /// record (128.0.0.0/1) to `right`, offsets in `section`.
+    pub(crate) fn tiny_mmdb(section: &[u8], left: u32, right: u32) -> Vec<u8> {
+        let mut file = Vec::new();
+        for off in [left, right] {
+            let record = 1 + 16 + off;
+            file.extend_from_slice(&record.to_be_bytes()[1..]);
+        }
+        file.extend_from_slice(&[0; 16]);
+        file.extend_from_slice(section);
+        let s = |x: &str| DataValue::String(x.into());
+        write_metadata(
+            &mut file,
+            &[
+                ("node_count".into(), DataValue::Uint32(1)),
+                ("record_size".into(), DataValue::Uint16(24)),
+                ("ip_version".into(), DataValue::Uint16(4)),
+                ("binary_format_major_version".into(), DataValue::Uint16(2)),
+                ("binary_format_minor_version".into(), DataValue::Uint16(0)),
+                ("build_epoch".into(), DataValue::Uint64(1_700_000_000)),
+                ("database_type".into(), s("matchy-test")),
+                ("languages".into(), DataValue::Array(vec![s("en")])),
+                (
+                    "description".into(),
+                    DataValue::Map(vec![("en".into(), s("test"))]),
+                ),
+            ],
+        )
+        .unwrap();
+        file
+    }
+
+    /// Equality with floats compared bit for bit (so NaN equals itself).
+    pub(crate) fn same(a: &DataValue, b: &DataValue) -> bool {
+        match (a, b) {
+            (DataValue::Double(x), DataValue::Double(y)) => x.to_bits() == y.to_bits(),
+            (DataValue::Float(x), DataValue::Float(y)) => x.to_bits() == y.to_bits(),
+            (DataValue::Array(x), DataValue::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+            }
+            (DataValue::Map(x), DataValue::Map(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|((k, p), (l, q))| k == l && same(p, q))
+            }
+            _ => a == b,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{same, tiny_mmdb, Typed};
+    use super::*;
+    use crate::value::Value;
+    use proptest::prelude::*;
+
+    fn enc(v: DataValue) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&v, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn canonical_bytes() {
+        use DataValue::*;
+        assert_eq!(enc(Uint32(0)), [0xc0]);
+        assert_eq!(enc(Uint32(255)), [0xc1, 0xff]);
+        assert_eq!(enc(Uint32(256)), [0xc2, 1, 0]);
+        assert_eq!(enc(Uint16(0x1234)), [0xa2, 0x12, 0x34]);
+        assert_eq!(enc(Int32(5)), [0x01, 0x01, 5]);
+        assert_eq!(enc(Int32(0)), [0x00, 0x01]);
+        assert_eq!(enc(Int32(-1)), [0x04, 0x01, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(enc(Int32(i32::MAX)), [0x04, 0x01, 0x7f, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            enc(Uint64(1 << 60)),
+            [0x08, 0x02, 0x10, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(enc(Uint128(0x010203)), [0x03, 0x03, 1, 2, 3]);
+        assert_eq!(enc(Bool(true)), [0x01, 0x07]);
+        assert_eq!(enc(Bool(false)), [0x00, 0x07]);
+        assert_eq!(enc(Float(1.0)), [0x04, 0x08, 0x3f, 0x80, 0, 0]);
+        assert_eq!(enc(Double(0.5)), [0x68, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc(Map(vec![])), [0xe0]);
+        assert_eq!(enc(Array(vec![])), [0x00, 0x04]);
+        assert_eq!(enc(Bytes(vec![9])), [0x81, 9]);
+        assert_eq!(
+            enc(Map(vec![("a".into(), String("b".into()))])),
+            [0xe1, 0x41, b'a', 0x41, b'b']
+        );
+        // Size-field boundaries (spec examples: 80 -> 29 + 51, 13,392 -> 285 + 13,107).
+        let header = |n: usize| enc(String("x".repeat(n)))[..].to_vec();
+        assert_eq!(header(28)[0], 0x5c);
+        assert_eq!(header(29)[..2], [0x5d, 0]);
+        assert_eq!(header(80)[..2], [0x5d, 51]);
+        assert_eq!(header(284)[..2], [0x5d, 255]);
+        assert_eq!(header(285)[..3], [0x5e, 0, 0]);
+        assert_eq!(header(13_392)[..3], [0x5e, 0x33, 0x33]);
+        assert_eq!(header(65_820)[..3], [0x5e, 0xff, 0xff]);
+        assert_eq!(header(65_821)[..4], [0x5f, 0, 0, 0]);
+        assert_eq!(header(MAX_SIZE)[..4], [0x5f, 0xff, 0xff, 0xff]);
+        // Extended types put the size bytes after the type byte.
+        assert_eq!(enc(Array(vec![Bool(true); 30]))[..3], [0x1d, 0x04, 1]);
+        let mut out = vec![1, 2];
+        assert!(matches!(
+            encode(&String("x".repeat(MAX_SIZE + 1)), &mut out),
+            Err(Error::Build(_))
+        ));
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused() {
+        let nest = |n: usize| {
+            let mut v = DataValue::Array(vec![]);
+            for _ in 1..n {
+                v = DataValue::Array(vec![v]);
+            }
+            v
+        };
+        let mut w = DataSectionWriter::new();
+        let off = w.insert(&nest(MAX_DEPTH)).unwrap();
+        assert!(Value::new(w.as_bytes(), off as usize, 0).to_json().is_ok());
+        let len = w.len();
+        assert!(matches!(
+            w.insert(&nest(MAX_DEPTH + 1)),
+            Err(Error::Build(_))
+        ));
+        assert_eq!(w.len(), len);
+    }
+
+    #[test]
+    fn repeated_keys_strings_and_submaps_become_pointers() {
+        let names = DataValue::Map(vec![
+            ("en".into(), DataValue::String("Germany".into())),
+            ("de".into(), DataValue::String("Deutschland".into())),
+        ]);
+        let record = |city: &str| {
+            DataValue::Map(vec![
+                ("city".into(), DataValue::String(city.into())),
+                (
+                    "country".into(),
+                    DataValue::Map(vec![
+                        ("iso_code".into(), DataValue::String("DE".into())),
+                        ("names".into(), names.clone()),
+                    ]),
+                ),
+            ])
+        };
+        let mut w = DataSectionWriter::new();
+        let first = w.insert(&record("Berlin")).unwrap();
+        let one = w.len();
+        let second = w.insert(&record("Hamburg")).unwrap();
+        let two = w.len() - one;
+        // The second record is the map header, the "city" key as a pointer (2 bytes), the new
+        // string, then one pointer to the shared "country" map.
+        assert_eq!(two, 1 + 2 + 8 + 2 + 2, "{two} bytes vs {one}");
+        assert_eq!(w.insert(&record("Berlin")).unwrap(), first);
+        let section = w.into_bytes();
+        for (off, city) in [(first, "Berlin"), (second, "Hamburg")] {
+            let v = Value::new(&section, off as usize, 0);
+            assert_eq!(v.to_owned_value().unwrap(), record(city));
+            assert_eq!(
+                v.get(&["country", "names", "de"])
+                    .unwrap()
+                    .unwrap()
+                    .as_str()
+                    .unwrap(),
+                "Deutschland"
+            );
+        }
+    }
+
+    #[test]
+    fn pointer_encoding_follows_the_spec() {
+        for target in [
+            0u32,
+            2047,
+            2048,
+            526_335,
+            526_336,
+            134_744_063,
+            134_744_064,
+            u32::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_pointer(&mut out, target);
+            assert_eq!(out.len(), pointer_len(target));
+            match decode::read_ctrl(&out, 0, 0).unwrap() {
+                Ctrl::Pointer { target: t, next } => {
+                    assert_eq!((t, next), (target as usize, out.len()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn far_strings_are_inlined_when_a_pointer_would_not_be_shorter() {
+        let mut w = DataSectionWriter::new();
+        w.insert(&DataValue::String("US".into())).unwrap();
+        // "US" costs 3 bytes; a pointer to offset 0 costs 2: the repeat is a pointer.
+        let off = w
+            .insert(&DataValue::Array(vec![DataValue::String("US".into())]))
+            .unwrap();
+        assert_eq!(&w.as_bytes()[off as usize..], [0x01, 0x04, 0x20, 0x00]);
+        // Past offset 2,048 a pointer costs 3 bytes: a 2-byte string is written again.
+        w.insert(&DataValue::Bytes(vec![0; 3000])).unwrap();
+        let off = w
+            .insert(&DataValue::Array(vec![DataValue::String("XY".into())]))
+            .unwrap();
+        let off2 = w
+            .insert(&DataValue::Array(vec![
+                DataValue::String("XY".into()),
+                DataValue::Bool(true),
+            ]))
+            .unwrap();
+        assert_eq!(
+            &w.as_bytes()[off as usize..off2 as usize],
+            [0x01, 0x04, 0x42, b'X', b'Y']
+        );
+        assert_eq!(
+            &w.as_bytes()[off2 as usize..][..5],
+            [0x02, 0x04, 0x42, b'X', b'Y']
+        );
+    }
+
+    #[test]
+    fn hash_collisions_are_resolved_by_content() {
+        // Force two different values under one hash: the index must not confuse them.
+        let mut w = DataSectionWriter::new();
+        let a = w.insert(&DataValue::String("alpha".into())).unwrap();
+        let b_canon = enc(DataValue::String("bravo".into()));
+        let a_hash = key_hash(&enc(DataValue::String("alpha".into())), false);
+        assert_eq!(w.store.find(a_hash, &b_canon), None);
+        let b = w.store.buf.len() as u32;
+        w.store.buf.extend_from_slice(&b_canon);
+        w.store.record(a_hash, b);
+        assert_eq!(w.store.find(a_hash, &b_canon), Some(b));
+        assert_eq!(
+            w.store
+                .find(a_hash, &enc(DataValue::String("alpha".into()))),
+            Some(a)
+        );
+    }
+
+    fn arb_value() -> impl Strategy<Value = DataValue> {
+        let leaf = prop_oneof![
+            "[a-d]{0,4}".prop_map(DataValue::String),
+            "\\PC{0,30}".prop_map(DataValue::String),
+            any::<f64>().prop_map(DataValue::Double),
+            any::<f32>().prop_map(DataValue::Float),
+            proptest::collection::vec(any::<u8>(), 0..10).prop_map(DataValue::Bytes),
+            any::<u16>().prop_map(DataValue::Uint16),
+            prop_oneof![0..300u32, any::<u32>()].prop_map(DataValue::Uint32),
+            any::<i32>().prop_map(DataValue::Int32),
+            any::<u64>().prop_map(DataValue::Uint64),
+            any::<u128>().prop_map(DataValue::Uint128),
+            any::<bool>().prop_map(DataValue::Bool),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(DataValue::Array),
+                proptest::collection::btree_map("[a-d]{1,4}", inner, 0..6)
+                    .prop_map(|m| DataValue::Map(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The reference reader (the `maxminddb` crate) reads what the writer wrote, pointers
+        /// and all.
+        #[test]
+        fn reference_reader_agrees(values in proptest::collection::vec(arb_value(), 1..5)) {
+            let mut w = DataSectionWriter::new();
+            let offsets: Vec<u32> = values.iter().map(|v| w.insert(v).unwrap()).collect();
+            let (left, right) = (offsets[0], offsets[offsets.len() - 1]);
+            let file = tiny_mmdb(w.as_bytes(), left, right);
+            let reader = maxminddb::Reader::from_source(file).unwrap();
+            reader.verify().unwrap();
+            for (ip, v) in [("1.2.3.4", &values[0]), ("200.1.1.1", &values[values.len() - 1])] {
+                let found = reader.lookup(ip.parse().unwrap()).unwrap();
+                let Typed(theirs) = found.decode::<Typed>().unwrap().unwrap();
+                prop_assert!(same(&theirs, v), "{:?} != {:?}", theirs, v);
+            }
+        }
     }
 }
