@@ -577,3 +577,361 @@ impl SearchTree<'_> {
         self.record(node, side).unwrap()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mmdb::tree_builder::tests::{build, mmdb_file, view, Net};
+    use crate::mmdb::tree_builder::KeepDuplicate;
+    use proptest::prelude::*;
+
+    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/maxmind-db/test-data");
+
+    /// (tree bytes, data section length, node_count, record_size, ip_version) of an .mmdb file,
+    /// the shape read through the `maxminddb` crate's metadata parser.
+    fn split_mmdb(file: &[u8]) -> Option<(usize, usize, u32, u16, u16)> {
+        let marker = b"\xAB\xCD\xEFMaxMind.com";
+        let marker_at = file.windows(marker.len()).rposition(|w| w == marker)?;
+        let reader = maxminddb::Reader::from_source(file.to_vec()).ok()?;
+        let m = reader.metadata();
+        let tree_len = m.node_count as usize * m.record_size as usize / 4;
+        let data_len = marker_at.checked_sub(tree_len + 16)?;
+        Some((tree_len, data_len, m.node_count, m.record_size, m.ip_version))
+    }
+
+    fn corpus_files() -> Vec<(String, Vec<u8>)> {
+        let mut paths: Vec<_> = std::fs::read_dir(CORPUS)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "mmdb"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    /// Every corpus file: `check` passes exactly on the intact ones, and every lookup (first and
+    /// last address of each network, IPv4 forms, random addresses) gives the same
+    /// data offset and prefix length as the `maxminddb` crate.
+    #[test]
+    fn corpus_matches_maxminddb() {
+        let mut checked = 0;
+        for (name, file) in corpus_files() {
+            // Its metadata node count is wrong: maxminddb refuses it, and the metadata parser
+            // (not this module) is what must catch it.
+            if name == "GeoIP2-City-Test-Invalid-Node-Count.mmdb" {
+                assert!(split_mmdb(&file).is_none());
+                continue;
+            }
+            let (tree_len, data_len, nc, rs, v) = split_mmdb(&file).unwrap();
+            let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+            let reader = maxminddb::Reader::from_source(file.clone()).unwrap();
+            let broken = name.contains("broken-pointers") || name.contains("broken-search-tree");
+            let check = tree.check(data_len);
+            assert_eq!(check.is_err(), broken, "{name}: {check:?}");
+            if broken {
+                continue;
+            }
+            let check = check.unwrap();
+            assert_eq!(check.reachable_nodes, nc, "{name}");
+
+            let mut queries: Vec<IpAddr> = Vec::new();
+            let mut offsets = Vec::new();
+            let options = maxminddb::WithinOptions::default().include_aliased_networks();
+            for item in reader.networks(options).unwrap() {
+                let item = item.unwrap();
+                offsets.extend(item.offset());
+                let net = item.network().unwrap();
+                queries.extend([net.network(), net.broadcast()]);
+            }
+            offsets.sort_unstable();
+            offsets.dedup();
+            assert_eq!(check.data_offsets, offsets, "{name}");
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for _ in 0..500 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                queries.push(IpAddr::V4((x as u32).into()));
+                queries.push(IpAddr::V6((u128::from(x) << 64 | u128::from(x >> 3)).into()));
+            }
+            for ip in queries {
+                let mut forms = vec![ip];
+                if let IpAddr::V6(v6) = ip {
+                    let bits = u128::from(v6);
+                    if bits >> 32 == 0 || bits >> 32 == 0xFFFF {
+                        forms.push(IpAddr::V4((bits as u32).into()));
+                    }
+                }
+                for ip in forms {
+                    let theirs = reader.lookup(ip);
+                    let ours = tree.lookup(ip);
+                    let (Ok(theirs), Ok(ours)) = (theirs, ours) else {
+                        // Only an IPv6 query against an IPv4 tree fails, on both sides
+                        // (maxminddb also refuses IPv4-mapped ones, which we answer).
+                        assert!(v == 4 && ip.is_ipv6(), "{name} {ip}");
+                        continue;
+                    };
+                    assert_eq!(ours.map(|h| h.data_offset), theirs.offset(), "{name} {ip}");
+                    if let (Some(hit), Ok(net)) = (ours, theirs.network()) {
+                        if net.is_ipv4() == ip.is_ipv4() {
+                            assert_eq!(hit.depth, net.prefix(), "{name} {ip}");
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked}");
+    }
+
+    #[test]
+    fn corpus_known_answers() {
+        let file = std::fs::read(format!("{CORPUS}/MaxMind-DB-test-ipv4-28.mmdb")).unwrap();
+        let (tree_len, _, nc, rs, v) = split_mmdb(&file).unwrap();
+        let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+        let depth = |s: &str| tree.lookup(s.parse().unwrap()).unwrap().map(|h| h.depth);
+        // 1.1.1.1/32, 1.1.1.2/31, 1.1.1.4/30, 1.1.1.8/29, 1.1.1.16/28, 1.1.1.32/32.
+        assert_eq!(depth("1.1.1.1"), Some(32));
+        assert_eq!(depth("1.1.1.3"), Some(31));
+        assert_eq!(depth("1.1.1.7"), Some(30));
+        assert_eq!(depth("1.1.1.15"), Some(29));
+        assert_eq!(depth("1.1.1.31"), Some(28));
+        assert_eq!(depth("1.1.1.32"), Some(32));
+        assert_eq!(depth("1.1.1.33"), None);
+        assert_eq!(depth("::ffff:1.1.1.3"), Some(31));
+        assert!(tree.lookup("::1.1.1.3".parse().unwrap()).is_err());
+
+        // IPv4 lookups in an IPv6 tree without IPv4 data stop above the IPv4 subtree.
+        let file = std::fs::read(format!("{CORPUS}/MaxMind-DB-no-ipv4-search-tree.mmdb")).unwrap();
+        let (tree_len, _, nc, rs, v) = split_mmdb(&file).unwrap();
+        let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+        let hit = tree.lookup("1.1.1.1".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(hit.depth, 0);
+    }
+
+    // ---- damaged trees ----
+
+    /// A 24-bit tree from raw records.
+    fn tree24(records: &[[u32; 2]]) -> Vec<u8> {
+        records
+            .iter()
+            .flat_map(|r| {
+                let (l, r) = (r[0].to_be_bytes(), r[1].to_be_bytes());
+                [l[1], l[2], l[3], r[1], r[2], r[3]]
+            })
+            .collect()
+    }
+
+    fn corrupt_offset(e: Error) -> u64 {
+        match e {
+            Error::Corrupt { offset, .. } => offset,
+            other => panic!("expected Corrupt, got {other}"),
+        }
+    }
+
+    #[test]
+    fn new_rejects_bad_shapes() {
+        let bytes = tree24(&[[1, 1]]);
+        assert!(SearchTree::new(&bytes, 1, 24, 4).is_ok());
+        assert!(SearchTree::new(&bytes, 2, 24, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 28, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 20, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 24, 5).is_err());
+        assert!(SearchTree::new(&[], 0, 24, 4).is_err());
+    }
+
+    #[test]
+    fn record_into_separator_is_an_error() {
+        // Node 0: left -> data offset 0 (record 17), right -> record 5, inside the separator.
+        let bytes = tree24(&[[17, 5]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert_eq!(tree.lookup("1.0.0.0".parse().unwrap()).unwrap().unwrap().data_offset, 0);
+        let err = tree.lookup("128.0.0.0".parse().unwrap()).unwrap_err();
+        assert_eq!(corrupt_offset(err), 3);
+        assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
+        // In an IPv6 tree, the same record met on the way to the IPv4 subtree.
+        let bytes = tree24(&[[5, 1]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 6).unwrap();
+        assert_eq!(corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()), 0);
+    }
+
+    #[test]
+    fn data_past_the_data_section_fails_check() {
+        let bytes = tree24(&[[1 + 16 + 9, 1 + 16 + 10]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
+        assert_eq!(tree.check(11).unwrap().data_offsets, vec![9, 10]);
+    }
+
+    #[test]
+    fn cycles_and_overlong_paths_are_errors() {
+        // Node 1 points back at the root: lookups run out of bits, check sees a long path.
+        let bytes = tree24(&[[1, 2], [0, 2]]);
+        let tree = SearchTree::new(&bytes, 2, 24, 4).unwrap();
+        assert!(tree.lookup("0.0.0.0".parse().unwrap()).is_err());
+        assert!(tree.check(0).is_err());
+        let tree6 = SearchTree::new(&bytes, 2, 24, 6).unwrap();
+        assert!(tree6.lookup("::".parse().unwrap()).is_err());
+        assert!(tree6.lookup("0.0.0.0".parse().unwrap()).is_err());
+        assert!(tree6.check(0).is_err());
+        // A chain of 32 nodes is as deep as an IPv4 tree can be; 33 is too deep.
+        for (n, ok) in [(32u32, true), (33, false)] {
+            let mut recs: Vec<[u32; 2]> = (1..n).map(|i| [i, n]).collect();
+            recs.push([n, n + 16]);
+            let bytes = tree24(&recs);
+            let tree = SearchTree::new(&bytes, n, 24, 4).unwrap();
+            assert_eq!(tree.check(1).is_ok(), ok, "{n}");
+            assert_eq!(tree.lookup("0.0.0.0".parse().unwrap()).is_ok(), ok, "{n}");
+            assert_eq!(tree.lookup("128.0.0.1".parse().unwrap()).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn shared_nodes_are_checked_on_every_path() {
+        // Node 3 (a 30-node chain, 31 bits tall) is reached from depth 1 and from depth 2:
+        // only the second path is too long for an IPv4 tree. The first DFS visit is the
+        // shallow one, so only the shared-height pass can see it.
+        let chain = 30;
+        let nc = 3 + chain;
+        let mut recs = vec![[1, 3], [2, nc], [3, nc]];
+        for i in 0..chain {
+            let next = if i + 1 == chain { nc + 16 } else { 4 + i };
+            recs.push([next, nc]);
+        }
+        let bytes = tree24(&recs);
+        let tree = SearchTree::new(&bytes, nc, 24, 4).unwrap();
+        let err = tree.check(1).unwrap_err();
+        assert!(err.to_string().contains("longer than the 32-bit"), "{err}");
+        // The same shape with one level less is fine, and nodes count once.
+        let nc = 3 + chain - 1;
+        let mut recs = vec![[1, 3], [2, nc], [3, nc]];
+        for i in 0..chain - 1 {
+            let next = if i + 2 == chain { nc + 16 } else { 4 + i };
+            recs.push([next, nc]);
+        }
+        let bytes = tree24(&recs);
+        let tree = SearchTree::new(&bytes, nc, 24, 4).unwrap();
+        assert_eq!(tree.check(1).unwrap().reachable_nodes, nc);
+    }
+
+    #[test]
+    fn unreachable_node_is_reported() {
+        let bytes = tree24(&[[1, 3], [3, 3], [3, 3]]);
+        let tree = SearchTree::new(&bytes, 3, 24, 4).unwrap();
+        let err = tree.check(0).unwrap_err();
+        assert_eq!(corrupt_offset(err), 12);
+    }
+
+    #[test]
+    fn node_index_beyond_a_24_bit_record_cannot_be_read_out_of_bounds() {
+        // node_count larger than the records can address: every record is a node index.
+        let bytes = vec![0xFF; 6];
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert!(tree.lookup("1.2.3.4".parse().unwrap()).unwrap().is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Garbage in: every call returns, no panic.
+        #[test]
+        fn random_bytes_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+            record_size in prop::sample::select(vec![24u16, 28, 32, 20]),
+            ip_version in prop::sample::select(vec![4u16, 6, 5]),
+            node_count_hint in any::<u32>(),
+            exact_len in any::<bool>(),
+            queries in prop::collection::vec(any::<u128>(), 8),
+            data_len in 0usize..64,
+        ) {
+            let node_bytes = usize::from(record_size / 4);
+            let node_count = if exact_len {
+                (bytes.len() / node_bytes.max(1)) as u32
+            } else {
+                node_count_hint % 100
+            };
+            let bytes = if exact_len { &bytes[..node_count as usize * node_bytes] } else { &bytes[..] };
+            if let Ok(tree) = SearchTree::new(bytes, node_count, record_size, ip_version) {
+                let checked = tree.check(data_len).is_ok();
+                for q in queries {
+                    for ip in [IpAddr::V6(q.into()), IpAddr::V4((q as u32).into())] {
+                        let result = tree.lookup(ip);
+                        if checked && (ip.is_ipv4() || ip_version == 6) {
+                            let hit = result.unwrap();
+                            prop_assert!(hit.is_none_or(|h| h.data_offset < data_len));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// A damaged built tree: whatever `check` accepts answers every lookup without error
+        /// and inside the data section, and records pointing past the data are caught.
+        #[test]
+        fn flipped_bytes_are_caught_or_harmless(
+            nets in prop::collection::vec((any::<u32>(), 8u8..=32), 1..30),
+            record_size in prop::sample::select(vec![24u16, 28, 32]),
+            version in prop::sample::select(vec![4u16, 6]),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+            queries in prop::collection::vec(any::<u128>(), 16),
+        ) {
+            let inserted: Vec<(Net, u32)> =
+                nets.iter().enumerate().map(|(i, &(a, l))| (Net::V4(a, l), i as u32)).collect();
+            let data_len = nets.len();
+            let mut built = build(version, &inserted, Some(record_size), data_len, KeepDuplicate::First);
+            for (at, xor) in flips {
+                let i = at.index(built.bytes.len());
+                built.bytes[i] ^= xor;
+            }
+            let tree = view(&built);
+            let checked = tree.check(data_len);
+            let queries = queries.iter().flat_map(|&q| {
+                [IpAddr::V4((q as u32).into()), IpAddr::V6(q.into())]
+            });
+            for ip in queries {
+                let result = tree.lookup(ip);
+                if checked.is_ok() && (version == 6 || ip.is_ipv4()) {
+                    let hit = result.unwrap();
+                    prop_assert!(hit.is_none_or(|h| h.data_offset < data_len));
+                }
+            }
+            // Point some record past the data section: check must say so.
+            let node = (queries_len_hint(&built) % built.node_count as usize) as u32;
+            let past = built.node_count + 16 + data_len as u32 + 5;
+            let mut bytes = built.bytes.clone();
+            set_record(&mut bytes, record_size, node, 1, past);
+            let damaged = SearchTree::new(&bytes, built.node_count, record_size, version).unwrap();
+            prop_assert!(damaged.check(data_len).is_err());
+        }
+    }
+
+    fn queries_len_hint(built: &crate::mmdb::tree_builder::BuiltTree) -> usize {
+        built.bytes.iter().map(|&b| b as usize).sum()
+    }
+
+    fn set_record(bytes: &mut [u8], record_size: u16, node: u32, side: u32, value: u32) {
+        let node_bytes = usize::from(record_size / 4);
+        let n = &mut bytes[node as usize * node_bytes..][..node_bytes];
+        let v = value.to_be_bytes();
+        match (record_size, side) {
+            (24, 0) => n[..3].copy_from_slice(&v[1..]),
+            (24, _) => n[3..].copy_from_slice(&v[1..]),
+            (28, 0) => {
+                n[..3].copy_from_slice(&v[1..]);
+                n[3] = (n[3] & 0x0F) | (v[0] << 4);
+            }
+            (28, _) => {
+                n[4..].copy_from_slice(&v[1..]);
+                n[3] = (n[3] & 0xF0) | (v[0] & 0x0F);
+            }
+            (_, 0) => n[..4].copy_from_slice(&v),
+            (_, _) => n[4..].copy_from_slice(&v),
+        }
+    }
+}
