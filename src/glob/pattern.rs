@@ -226,7 +226,11 @@ fn class_bounds(p: &[u8], open: usize) -> ClassBounds {
 /// One (possibly escaped) class member character at `i` (< `end`): `(code point, next i)`.
 #[inline]
 fn class_char(p: &[u8], i: usize, end: usize) -> (u32, usize) {
-    let at = if p[i] == b'\\' && i + 1 < end { i + 1 } else { i };
+    let at = if p[i] == b'\\' && i + 1 < end {
+        i + 1
+    } else {
+        i
+    };
     let (c, n) = decode(p, at);
     (c, (at + n).min(end))
 }
@@ -272,7 +276,10 @@ enum Token {
         end: usize,
     },
     /// One literal character: `pattern[start..start + len]`.
-    Literal { start: usize, len: usize },
+    Literal {
+        start: usize,
+        len: usize,
+    },
     /// Bad syntax (unterminated class, trailing backslash): the pattern matches nothing.
     Invalid,
 }
@@ -585,7 +592,9 @@ mod tests {
         assert_eq!(err("a[a-bz-a]").position, 5);
         assert!(err("a[a-bz-a]").what.contains("reversed"));
         assert_eq!(err("[\\").position, 0);
-        for ok in ["", "*", "[]a]", "[!]a]", "[a-]", "[\\]-a]", "\\[", "[é-ü]", "a[-]b"] {
+        for ok in [
+            "", "*", "[]a]", "[!]a]", "[a-]", "[\\]-a]", "\\[", "[é-ü]", "a[-]b",
+        ] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
         assert_eq!(
@@ -662,7 +671,9 @@ mod tests {
 
     fn text_strategy() -> impl Strategy<Value = String> {
         prop::collection::vec(
-            prop::sample::select(vec!['a', 'b', 'A', 'B', 'é', 'É', '.', '-', ']', '*', '€', 'z']),
+            prop::sample::select(vec![
+                'a', 'b', 'A', 'B', 'é', 'É', '.', '-', ']', '*', '€', 'z',
+            ]),
             0..10,
         )
         .prop_map(|v| v.into_iter().collect())
