@@ -1,1 +1,1369 @@
-//! (in progress)
+//! The exact-string section ("literals"): a build-once hash table answering "which entry has
+//! exactly this key?" for domains, hashes, URLs and e-mail addresses, up to millions per file.
+//! It owns the section's on-disk layout, its builder, its zero-allocation reader (single and
+//! batched, prefetching lookups) and its strict validator.
+//!
+//! # Design
+//!
+//! One hash per key ([`key_hash`], ASCII-folded in case-insensitive databases), a 1-byte
+//! fingerprint array probed linearly (a miss usually costs one cache line), a parallel array of
+//! 8-byte slots pointing at key records, and a full-key compare on a fingerprint match. Slots are
+//! placed in order of their home slot (the layout Robin Hood hashing converges to), so every
+//! probe run is contiguous, probe lengths are as short as linear probing allows, and the largest
+//! displacement is stored so no lookup probes further. A hit touches three cache lines: the
+//! fingerprint and slot lines (independent, fetched in parallel) and then the key record.
+//!
+//! # Section layout (little-endian; offsets relative to the section start, which is 8-aligned)
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic b"MXLT"
+//!      4     4  crc32 (IEEE, as crc32fast) of section bytes [8, section_len)
+//!      8     2  version = 1
+//!     10     2  flags: bit 0 = case-insensitive (keys hashed/compared ASCII-folded); other bits 0
+//!     12     4  entry_count n (u32, at most 2^30)
+//!     16     4  max_probe: largest (slot - home slot) of any entry
+//!     20     4  reserved, 0
+//!     24     8  home_slots S: 0 if n == 0, else ceil(3n / 2) (load factor 2/3)
+//!     32     8  table_slots T: max(S, last occupied slot + 1), so S <= T <= S + n
+//!     40     8  pool_len P: bytes of key records
+//!     48     P  key pool: n records, in insertion order of the kept keys, each
+//!                 u32 key_len, u32 data_offset (into the MMDB data section), key_len bytes of
+//!                 UTF-8 key exactly as inserted (original case)
+//!   align8(48 + P) = SLOTS
+//!  SLOTS   8T  slots: u64 offset of the slot's key record (section-relative), 0 if empty
+//!  SLOTS+8T  T fingerprints: one byte per slot, 0 = empty
+//!   align8(SLOTS + 9T) = SELECT
+//!  SELECT  4*ceil(n/64)  select directory: u32 slot of entry 0, 64, 128, ...
+//!   align8(SELECT + 4*ceil(n/64)) = section_len
+//! ```
+//! All padding bytes are zero.
+//!
+//! With `h = key_hash(key, fold)`:
+//! * home slot: `((h & 0xFFFF_FFFF) * S) >> 32`;
+//! * fingerprint: the top byte `h >> 56`, with 0 replaced by 1.
+//!
+//! Entries are numbered 0..n in slot order. Entry `i+1` sits in slot
+//! `max(home(i+1), slot(i) + 1)` (entry 0 in its home slot), and entries are sorted by
+//! (home slot, `h >> 32`, insertion order); so every slot between an entry's home and its own slot
+//! is occupied. Lookup probes slots `home ..= min(home + max_probe, T - 1)` in order, stopping at
+//! the first empty slot; on a fingerprint match it compares the record's key with the query
+//! (byte equality, or ASCII-case-insensitive equality when folding) and returns the first equal
+//! one. Keys are unique (ASCII-folded when folding).
+
+use crate::bytes;
+use crate::error::{Error, Result};
+use crate::hash::{fold_byte, key_hash};
+use std::cmp::Ordering;
+
+/// Which of several entries with equal keys survives.
+// TODO(integrator): use tree_builder's `KeepDuplicate` once it lands; this is an identical copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepDuplicate {
+    First,
+    Last,
+}
+
+const MAGIC: [u8; 4] = *b"MXLT";
+const VERSION: u16 = 1;
+const FLAG_FOLD: u16 = 1;
+const HEADER_LEN: usize = 48;
+const RECORD_HEADER_LEN: usize = 8;
+/// Entries per select-directory sample: `get` scans at most this many occupied slots.
+const SELECT_STRIDE: usize = 64;
+/// Keeps `home_slots` below 2^32 (the home slot is a 32x32-bit fast range) and entry ids in u32.
+const MAX_ENTRIES: usize = 1 << 30;
+/// Keys hashed, then their fingerprint and slot lines prefetched, per step of `lookup_batch`.
+const BATCH_GROUP: usize = 32;
+
+/// Number of home slots for `n` entries (load factor 2/3).
+fn home_slots_for(n: usize) -> u64 {
+    (n as u64 * 3).div_ceil(2)
+}
+
+#[inline]
+fn home_slot(hash: u64, home_slots: u64) -> usize {
+    (((hash & 0xFFFF_FFFF) * home_slots) >> 32) as usize
+}
+
+#[inline]
+fn fingerprint(hash: u64) -> u8 {
+    ((hash >> 56) as u8).max(1)
+}
+
+#[inline]
+fn keys_equal(stored: &[u8], query: &[u8], fold: bool) -> bool {
+    if fold {
+        stored.eq_ignore_ascii_case(query)
+    } else {
+        stored == query
+    }
+}
+
+fn cmp_keys(a: &[u8], b: &[u8], fold: bool) -> Ordering {
+    a.iter()
+        .map(|&x| fold_byte(x, fold))
+        .cmp(b.iter().map(|&x| fold_byte(x, fold)))
+}
+
+/// Byte offsets of each section part, derived from the header counts.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    pool_end: usize,
+    slots: usize,
+    fingerprints: usize,
+    select: usize,
+    select_len: usize,
+    end: usize,
+}
+
+impl Layout {
+    fn new(table_slots: usize, pool_len: usize, entries: usize) -> Option<Layout> {
+        let pool_end = HEADER_LEN.checked_add(pool_len)?;
+        let slots = pool_end.checked_add(7)? & !7;
+        let fingerprints = slots.checked_add(table_slots.checked_mul(8)?)?;
+        let select = fingerprints.checked_add(table_slots)?.checked_add(7)? & !7;
+        let select_len = entries.div_ceil(SELECT_STRIDE) * 4;
+        let end = select.checked_add(select_len)?.checked_add(7)? & !7;
+        Some(Layout {
+            pool_end,
+            slots,
+            fingerprints,
+            select,
+            select_len,
+            end,
+        })
+    }
+}
+
+/// A key waiting to be placed: its hash and the offset of its record in the pool.
+#[derive(Clone, Copy)]
+struct PendingKey {
+    hash: u64,
+    offset: u64,
+    entry_id: u32,
+}
+
+/// Marks a dropped duplicate until it is removed.
+const DROPPED: u64 = u64::MAX;
+
+/// Collects keys and writes the literal section. Memory: the key records in one byte pool plus
+/// 24 bytes per key; no per-key allocation.
+pub struct LiteralTableBuilder {
+    fold: bool,
+    /// The section under construction: header placeholder, then the key pool.
+    buf: Vec<u8>,
+    keys: Vec<PendingKey>,
+    error: Option<Error>,
+}
+
+impl LiteralTableBuilder {
+    pub fn new(fold: bool) -> Self {
+        LiteralTableBuilder {
+            fold,
+            buf: vec![0; HEADER_LEN],
+            keys: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Adds `key` for the entry `entry_id`, whose data sits at `data_offset` in the data section.
+    /// Problems (a key longer than 4 GiB, too many keys) are reported by [`Self::finish`].
+    pub fn add(&mut self, key: &str, data_offset: u32, entry_id: u32) {
+        if self.error.is_some() {
+            return;
+        }
+        let Ok(key_len) = u32::try_from(key.len()) else {
+            self.error = Some(Error::Build(format!(
+                "literal key of {} bytes is longer than 4 GiB",
+                key.len()
+            )));
+            return;
+        };
+        if self.keys.len() >= MAX_ENTRIES {
+            self.error = Some(Error::Build(format!(
+                "more than {MAX_ENTRIES} literal keys"
+            )));
+            return;
+        }
+        let offset = self.buf.len() as u64;
+        self.buf.extend_from_slice(&key_len.to_le_bytes());
+        self.buf.extend_from_slice(&data_offset.to_le_bytes());
+        self.buf.extend_from_slice(key.as_bytes());
+        self.keys.push(PendingKey {
+            hash: key_hash(key.as_bytes(), self.fold),
+            offset,
+            entry_id,
+        });
+    }
+
+    /// Writes the section. Duplicate = equal keys (ASCII-folded when folding); `keep` chooses
+    /// which one stays. Returns the section bytes (the same input always gives the same bytes)
+    /// and every (kept entry_id, dropped entry_id) pair, sorted by dropped then kept id.
+    pub fn finish(self, keep: KeepDuplicate) -> Result<(Vec<u8>, Vec<(u32, u32)>)> {
+        let LiteralTableBuilder {
+            fold,
+            mut buf,
+            mut keys,
+            error,
+        } = self;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        // Sorting by the low hash half first sorts by home slot (a monotone function of it) and
+        // groups equal hashes; the pool offset keeps insertion order among equal hashes.
+        keys.sort_unstable_by_key(|k| (k.hash.rotate_left(32), k.offset));
+        let duplicates = drop_duplicates(&mut buf, &mut keys, fold, keep);
+
+        let n = keys.len();
+        let home_slots = home_slots_for(n);
+        let pool_len = buf.len() - HEADER_LEN;
+
+        // First pass: where the last entry lands and how far any entry is displaced.
+        let mut max_probe = 0usize;
+        let mut next_free = 0usize;
+        for k in &keys {
+            let home = home_slot(k.hash, home_slots);
+            let slot = home.max(next_free);
+            max_probe = max_probe.max(slot - home);
+            next_free = slot + 1;
+        }
+        let table_slots = (home_slots as usize).max(next_free);
+        let layout = Layout::new(table_slots, pool_len, n)
+            .ok_or_else(|| Error::Build("literal section too large".into()))?;
+
+        buf.reserve_exact(layout.end - buf.len());
+        buf.resize(layout.end, 0);
+        let mut select = Vec::with_capacity(n.div_ceil(SELECT_STRIDE));
+        let mut next_free = 0usize;
+        for (entry, k) in keys.iter().enumerate() {
+            let slot = home_slot(k.hash, home_slots).max(next_free);
+            next_free = slot + 1;
+            let at = layout.slots + slot * 8;
+            buf[at..at + 8].copy_from_slice(&k.offset.to_le_bytes());
+            buf[layout.fingerprints + slot] = fingerprint(k.hash);
+            if entry % SELECT_STRIDE == 0 {
+                select.push(slot as u32);
+            }
+        }
+        drop(keys);
+        for (i, slot) in select.iter().enumerate() {
+            let at = layout.select + i * 4;
+            buf[at..at + 4].copy_from_slice(&slot.to_le_bytes());
+        }
+
+        buf[0..4].copy_from_slice(&MAGIC);
+        buf[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        let flags = if fold { FLAG_FOLD } else { 0 };
+        buf[10..12].copy_from_slice(&flags.to_le_bytes());
+        buf[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+        buf[16..20].copy_from_slice(&(max_probe as u32).to_le_bytes());
+        buf[24..32].copy_from_slice(&home_slots.to_le_bytes());
+        buf[32..40].copy_from_slice(&(table_slots as u64).to_le_bytes());
+        buf[40..48].copy_from_slice(&(pool_len as u64).to_le_bytes());
+        let crc = crc32fast::hash(&buf[8..]);
+        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        Ok((buf, duplicates))
+    }
+}
+
+/// The key bytes of the record at `offset` in the builder's pool.
+fn pool_key(buf: &[u8], offset: u64) -> &[u8] {
+    let at = offset as usize;
+    let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+    &buf[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len]
+}
+
+fn pool_record_len(buf: &[u8], offset: u64) -> usize {
+    RECORD_HEADER_LEN + pool_key(buf, offset).len()
+}
+
+/// Removes duplicate keys from `keys` (sorted by hash) and their records from the pool, keeping
+/// the order of the rest. Returns (kept, dropped) entry id pairs.
+fn drop_duplicates(
+    buf: &mut Vec<u8>,
+    keys: &mut Vec<PendingKey>,
+    fold: bool,
+    keep: KeepDuplicate,
+) -> Vec<(u32, u32)> {
+    let mut pairs = Vec::new();
+    // (offset, record length) of every dropped record.
+    let mut dropped: Vec<(u64, u64)> = Vec::new();
+    let mut start = 0;
+    while start < keys.len() {
+        let hash = keys[start].hash;
+        let end = start + keys[start..].partition_point(|k| k.hash == hash);
+        if end - start > 1 {
+            let group = &mut keys[start..end];
+            group.sort_by(|a, b| {
+                cmp_keys(pool_key(buf, a.offset), pool_key(buf, b.offset), fold)
+                    .then(a.offset.cmp(&b.offset))
+            });
+            let mut run = 0;
+            while run < group.len() {
+                let first_key = pool_key(buf, group[run].offset);
+                let run_end = run
+                    + group[run..]
+                        .iter()
+                        .position(|k| !keys_equal(first_key, pool_key(buf, k.offset), fold))
+                        .unwrap_or(group.len() - run);
+                let kept = match keep {
+                    KeepDuplicate::First => run,
+                    KeepDuplicate::Last => run_end - 1,
+                };
+                let kept_id = group[kept].entry_id;
+                for i in (run..run_end).filter(|&i| i != kept) {
+                    pairs.push((kept_id, group[i].entry_id));
+                    let len = pool_record_len(buf, group[i].offset) as u64;
+                    dropped.push((group[i].offset, len));
+                    group[i].offset = DROPPED;
+                }
+                run = run_end;
+            }
+            group.sort_unstable_by_key(|k| k.offset);
+        }
+        start = end;
+    }
+    if dropped.is_empty() {
+        return pairs;
+    }
+    keys.retain(|k| k.offset != DROPPED);
+    pairs.sort_unstable_by_key(|&(kept, dropped)| (dropped, kept));
+    dropped.sort_unstable();
+
+    // Close the gaps in place (no second pool), then shift each offset by the bytes removed
+    // before it.
+    let mut write = dropped[0].0 as usize;
+    for (i, &(offset, len)) in dropped.iter().enumerate() {
+        let from = (offset + len) as usize;
+        let to = dropped.get(i + 1).map_or(buf.len(), |d| d.0 as usize);
+        buf.copy_within(from..to, write);
+        write += to - from;
+    }
+    buf.truncate(write);
+    let mut removed_before = Vec::with_capacity(dropped.len() + 1);
+    let mut total = 0u64;
+    removed_before.push(0);
+    for &(_, len) in &dropped {
+        total += len;
+        removed_before.push(total);
+    }
+    for k in keys.iter_mut() {
+        let before = dropped.partition_point(|d| d.0 < k.offset);
+        k.offset -= removed_before[before];
+    }
+    pairs
+}
+
+/// A key found in the literal section: its text as inserted and its data section offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiteralHit<'a> {
+    pub key: &'a str,
+    pub data_offset: u32,
+}
+
+/// Read access to a literal section (borrowed from the mapped file).
+#[derive(Debug, Clone, Copy)]
+pub struct LiteralTable<'a> {
+    section: &'a [u8],
+    /// `table_slots * 8` bytes.
+    slots: &'a [u8],
+    /// `table_slots` bytes.
+    fingerprints: &'a [u8],
+    select: &'a [u8],
+    layout: Layout,
+    fold: bool,
+    entries: usize,
+    max_probe: usize,
+    home_slots: u64,
+}
+
+impl<'a> LiteralTable<'a> {
+    /// Opens a section (exactly the bytes [`LiteralTableBuilder::finish`] wrote) in a database
+    /// whose case-insensitivity is `fold`. O(1): checks the header and the table bounds only.
+    pub fn new(section: &'a [u8], fold: bool) -> Result<Self> {
+        let what = "literal section header";
+        if bytes::slice(section, 0, 4, what)? != MAGIC {
+            return Err(Error::corrupt(0, "literal section: bad magic"));
+        }
+        let version = bytes::u16_le(section, 8, what)?;
+        if version != VERSION {
+            return Err(Error::corrupt(
+                8,
+                format!("literal section: unsupported version {version}"),
+            ));
+        }
+        let flags = bytes::u16_le(section, 10, what)?;
+        if flags & !FLAG_FOLD != 0 {
+            return Err(Error::corrupt(
+                10,
+                format!("literal section: unknown flags {flags:#x}"),
+            ));
+        }
+        if (flags & FLAG_FOLD != 0) != fold {
+            return Err(Error::corrupt(
+                10,
+                "literal section case-sensitivity differs from the database's",
+            ));
+        }
+        let entries = bytes::u32_le(section, 12, what)? as usize;
+        let max_probe = bytes::u32_le(section, 16, what)? as usize;
+        let reserved = bytes::u32_le(section, 20, what)?;
+        let home_slots = bytes::u64_le(section, 24, what)?;
+        let table_slots = bytes::u64_le(section, 32, what)?;
+        let pool_len = bytes::u64_le(section, 40, what)?;
+        if reserved != 0 {
+            return Err(Error::corrupt(20, "literal section: reserved field not 0"));
+        }
+        if entries > MAX_ENTRIES || home_slots != home_slots_for(entries) {
+            return Err(Error::corrupt(
+                12,
+                format!("literal section: {home_slots} home slots for {entries} entries"),
+            ));
+        }
+        if table_slots < home_slots || table_slots > home_slots + entries as u64 {
+            return Err(Error::corrupt(
+                32,
+                format!("literal section: {table_slots} slots for {home_slots} home slots"),
+            ));
+        }
+        if max_probe > entries {
+            return Err(Error::corrupt(
+                16,
+                format!("literal section: max probe {max_probe} > {entries} entries"),
+            ));
+        }
+        let table_slots = bytes::to_usize(table_slots, 32, "literal table slots")?;
+        let pool_len = bytes::to_usize(pool_len, 40, "literal pool length")?;
+        let layout = Layout::new(table_slots, pool_len, entries)
+            .filter(|l| l.end == section.len())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    40,
+                    format!(
+                        "literal section: counts do not match its length {}",
+                        section.len()
+                    ),
+                )
+            })?;
+        Ok(LiteralTable {
+            section,
+            slots: &section[layout.slots..layout.fingerprints],
+            fingerprints: &section[layout.fingerprints..layout.fingerprints + table_slots],
+            select: &section[layout.select..layout.select + layout.select_len],
+            layout,
+            fold,
+            entries,
+            max_probe,
+            home_slots,
+        })
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The entry whose key equals `query` (ASCII-case-insensitively when folding). Allocates
+    /// nothing.
+    #[inline]
+    pub fn lookup(&self, query: &[u8]) -> Result<Option<LiteralHit<'a>>> {
+        self.lookup_hashed(query, key_hash(query, self.fold))
+    }
+
+    /// Looks up many keys at once: `out[i]` = `lookup(keys[i])`. Hashes a group of keys and
+    /// prefetches their fingerprint and slot lines, then their candidate key records, before
+    /// comparing, so the memory latencies of a group overlap instead of adding up.
+    ///
+    /// # Panics
+    /// If `keys` and `out` differ in length.
+    pub fn lookup_batch(&self, keys: &[&[u8]], out: &mut [Option<LiteralHit<'a>>]) -> Result<()> {
+        assert_eq!(keys.len(), out.len(), "lookup_batch: keys and out differ");
+        let mut hashes = [0u64; BATCH_GROUP];
+        for (keys, out) in keys.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
+            for (key, hash) in keys.iter().zip(hashes.iter_mut()) {
+                *hash = key_hash(key, self.fold);
+                let home = home_slot(*hash, self.home_slots);
+                prefetch(self.fingerprints, home);
+                prefetch(self.slots, home * 8);
+            }
+            for &hash in &hashes[..keys.len()] {
+                if let Some(slot) = self.first_candidate(hash) {
+                    if let Ok(offset) = self.slot_offset(slot) {
+                        prefetch(self.section, offset as usize);
+                    }
+                }
+            }
+            for ((key, &hash), out) in keys.iter().zip(&hashes).zip(out.iter_mut()) {
+                *out = self.lookup_hashed(key, hash)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry with index `entry` (0..len, in slot order).
+    pub fn get(&self, entry: u32) -> Result<LiteralHit<'a>> {
+        let entry = entry as usize;
+        if entry >= self.entries {
+            return Err(Error::corrupt(
+                0,
+                format!("literal entry {entry} out of range ({})", self.entries),
+            ));
+        }
+        let sample = entry / SELECT_STRIDE;
+        let mut slot = bytes::u32_le(self.select, sample * 4, "literal select directory")? as usize;
+        let mut skip = entry % SELECT_STRIDE;
+        loop {
+            match self.fingerprints.get(slot) {
+                None => {
+                    return Err(Error::corrupt(
+                        sample * 4,
+                        "literal select directory points past the table",
+                    ))
+                }
+                Some(0) if skip == SELECT_STRIDE => {
+                    return Err(Error::corrupt(
+                        sample * 4,
+                        "literal select directory points at an empty slot",
+                    ))
+                }
+                Some(0) => {}
+                Some(_) if skip == 0 => return self.entry_at_slot(slot),
+                Some(_) => skip -= 1,
+            }
+            slot += 1;
+        }
+    }
+
+    /// Every entry, in entry (slot) order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<LiteralHit<'a>>> + 'a {
+        let table = *self;
+        self.fingerprints
+            .iter()
+            .enumerate()
+            .filter(|(_, &fp)| fp != 0)
+            .map(move |(slot, _)| table.entry_at_slot(slot))
+    }
+
+    /// Strict validation of the whole section against a data section of `data_len` bytes:
+    /// checksum, padding, every slot and record in bounds and the records tiling the pool, every
+    /// key valid UTF-8 and found by lookup at its own slot (so no duplicates), fingerprints and
+    /// probe bound consistent with the key hashes, the select directory right, every data
+    /// offset < `data_len`. Returns the data offsets of entries 0..len.
+    pub fn check(&self, data_len: usize) -> Result<Vec<u32>> {
+        let section = self.section;
+        let stored_crc = bytes::u32_le(section, 4, "literal checksum")?;
+        if crc32fast::hash(&section[8..]) != stored_crc {
+            return Err(Error::corrupt(4, "literal section checksum mismatch"));
+        }
+        let table_slots = self.fingerprints.len();
+        let layout = self.layout;
+        for (from, to) in [
+            (layout.pool_end, layout.slots),
+            (layout.fingerprints + table_slots, layout.select),
+            (layout.select + layout.select_len, layout.end),
+        ] {
+            if let Some(at) = section[from..to].iter().position(|&b| b != 0) {
+                return Err(Error::corrupt(from + at, "literal section: padding not zero"));
+            }
+        }
+
+        // One bit per pool byte marks where some slot's record starts.
+        let pool_bytes = layout.pool_end - HEADER_LEN;
+        let mut record_starts = vec![0u64; pool_bytes.div_ceil(64)];
+        let mut data_offsets = Vec::with_capacity(self.entries);
+        let mut run_start = 0usize;
+        let mut max_displacement = 0usize;
+        let mut last_occupied = None;
+        for slot in 0..table_slots {
+            let slot_at = layout.slots + slot * 8;
+            let offset = self.slot_offset(slot)?;
+            if self.fingerprints[slot] == 0 {
+                if offset != 0 {
+                    return Err(Error::corrupt(slot_at, "literal slot: empty slot not zero"));
+                }
+                run_start = slot + 1;
+                continue;
+            }
+            let entry = data_offsets.len();
+            if entry >= self.entries {
+                return Err(Error::corrupt(
+                    layout.fingerprints + slot,
+                    "literal table: more occupied slots than entries",
+                ));
+            }
+            let start = usize::try_from(offset)
+                .ok()
+                .filter(|&o| o >= HEADER_LEN && o < layout.pool_end)
+                .ok_or_else(|| Error::corrupt(slot_at, "literal slot: record outside the pool"))?;
+            let bit = start - HEADER_LEN;
+            if record_starts[bit / 64] & (1 << (bit % 64)) != 0 {
+                return Err(Error::corrupt(slot_at, "literal slot: record used twice"));
+            }
+            record_starts[bit / 64] |= 1 << (bit % 64);
+            let (key, data_offset) = self.record(offset)?;
+            if start + RECORD_HEADER_LEN + key.len() > layout.pool_end {
+                return Err(Error::corrupt(start, "literal record runs past the pool"));
+            }
+            let key_text = std::str::from_utf8(key)
+                .map_err(|_| Error::corrupt(start, "literal key is not UTF-8"))?;
+            let hash = key_hash(key, self.fold);
+            if fingerprint(hash) != self.fingerprints[slot] {
+                return Err(Error::corrupt(
+                    layout.fingerprints + slot,
+                    format!("literal fingerprint does not match key {key_text:?}"),
+                ));
+            }
+            let home = home_slot(hash, self.home_slots);
+            if home > slot || home < run_start || slot - home > self.max_probe {
+                return Err(Error::corrupt(
+                    slot_at,
+                    format!("literal key {key_text:?} is not reachable from its home slot"),
+                ));
+            }
+            for earlier in (home..slot).filter(|&s| self.fingerprints[s] == self.fingerprints[slot])
+            {
+                let (other, _) = self.record(self.slot_offset(earlier)?)?;
+                if keys_equal(other, key, self.fold) {
+                    return Err(Error::corrupt(
+                        slot_at,
+                        format!("literal key {key_text:?} stored twice"),
+                    ));
+                }
+            }
+            if data_offset as usize >= data_len {
+                return Err(Error::corrupt(
+                    start + 4,
+                    format!("literal data offset {data_offset} outside the data section"),
+                ));
+            }
+            if entry % SELECT_STRIDE == 0 {
+                let at = (entry / SELECT_STRIDE) * 4;
+                if bytes::u32_le(self.select, at, "literal select directory")? as usize != slot {
+                    return Err(Error::corrupt(
+                        layout.select + at,
+                        "literal select directory does not match the table",
+                    ));
+                }
+            }
+            max_displacement = max_displacement.max(slot - home);
+            last_occupied = Some(slot);
+            data_offsets.push(data_offset);
+        }
+        if data_offsets.len() != self.entries {
+            return Err(Error::corrupt(
+                12,
+                format!(
+                    "literal table: {} occupied slots for {} entries",
+                    data_offsets.len(),
+                    self.entries
+                ),
+            ));
+        }
+        if max_displacement != self.max_probe {
+            return Err(Error::corrupt(16, "literal section: max probe is not exact"));
+        }
+        if table_slots as u64 != self.home_slots && last_occupied != Some(table_slots - 1) {
+            return Err(Error::corrupt(32, "literal section: table has trailing slots"));
+        }
+        // Walking the pool record by record must visit exactly the marked starts: then the
+        // records tile the pool, with no gaps, overlaps or unreferenced bytes.
+        let mut at = HEADER_LEN;
+        let mut records = 0usize;
+        while at < layout.pool_end {
+            let bit = at - HEADER_LEN;
+            if record_starts[bit / 64] & (1 << (bit % 64)) == 0 {
+                return Err(Error::corrupt(at, "literal pool: bytes not part of any record"));
+            }
+            let key_len = bytes::u32_le(section, at, "literal record")? as usize;
+            at += RECORD_HEADER_LEN + key_len;
+            records += 1;
+        }
+        if at != layout.pool_end || records != self.entries {
+            return Err(Error::corrupt(
+                layout.pool_end,
+                "literal pool: records do not tile the pool",
+            ));
+        }
+        Ok(data_offsets)
+    }
+
+    #[inline]
+    fn lookup_hashed(&self, query: &[u8], hash: u64) -> Result<Option<LiteralHit<'a>>> {
+        let fp = fingerprint(hash);
+        let home = home_slot(hash, self.home_slots);
+        let end = home
+            .saturating_add(self.max_probe)
+            .saturating_add(1)
+            .min(self.fingerprints.len());
+        let Some(run) = self.fingerprints.get(home..end) else {
+            return Ok(None);
+        };
+        for (i, &f) in run.iter().enumerate() {
+            if f == fp {
+                let offset = self.slot_offset(home + i)?;
+                let (key, data_offset) = self.record(offset)?;
+                if keys_equal(key, query, self.fold) {
+                    return Ok(Some(LiteralHit {
+                        key: key_str(key, offset)?,
+                        data_offset,
+                    }));
+                }
+            } else if f == 0 {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first slot whose fingerprint matches `hash`, if the probe run has one.
+    #[inline]
+    fn first_candidate(&self, hash: u64) -> Option<usize> {
+        let fp = fingerprint(hash);
+        let home = home_slot(hash, self.home_slots);
+        let end = home
+            .saturating_add(self.max_probe)
+            .saturating_add(1)
+            .min(self.fingerprints.len());
+        let run = self.fingerprints.get(home..end)?;
+        for (i, &f) in run.iter().enumerate() {
+            if f == fp {
+                return Some(home + i);
+            }
+            if f == 0 {
+                return None;
+            }
+        }
+        None
+    }
+
+    #[inline]
+    fn slot_offset(&self, slot: usize) -> Result<u64> {
+        bytes::u64_le(self.slots, slot * 8, "literal slot")
+    }
+
+    /// The key bytes and data offset of the record at section offset `offset`.
+    #[inline]
+    fn record(&self, offset: u64) -> Result<(&'a [u8], u32)> {
+        let what = "literal key record";
+        let at = bytes::to_usize(offset, 0, what)?;
+        let header = bytes::slice(self.section, at, RECORD_HEADER_LEN, what)?;
+        let key_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let data_offset = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let key = bytes::slice(self.section, at + RECORD_HEADER_LEN, key_len, what)?;
+        Ok((key, data_offset))
+    }
+
+    fn entry_at_slot(&self, slot: usize) -> Result<LiteralHit<'a>> {
+        let offset = self.slot_offset(slot)?;
+        let (key, data_offset) = self.record(offset)?;
+        Ok(LiteralHit {
+            key: key_str(key, offset)?,
+            data_offset,
+        })
+    }
+}
+
+#[inline]
+fn key_str(key: &[u8], record_offset: u64) -> Result<&str> {
+    std::str::from_utf8(key).map_err(|_| Error::corrupt(record_offset, "literal key is not UTF-8"))
+}
+
+/// Asks the CPU to start loading the cache line holding `bytes[index]` (no-op out of bounds or
+/// on targets without a stable prefetch instruction).
+#[inline(always)]
+fn prefetch(bytes: &[u8], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = bytes.get(index) {
+        // SAFETY: a prefetch is only a hint: it reads nothing into the program, cannot fault,
+        // and the address is in bounds of a live slice anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                byte as *const u8 as *const i8,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, index);
+}
+
+/// Throughput harness for `benches/literal.rs` and the ignored release-mode test. The integrator
+/// re-exports it as `matchy::__bench` (the module itself is private).
+#[doc(hidden)]
+pub mod bench_support {
+    use super::{KeepDuplicate, LiteralTable, LiteralTableBuilder};
+
+    /// splitmix64: a deterministic generator, so benchmark inputs are the same every run.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// A domain-like key of 8..40 bytes, unique per `i` (the decimal `i` is part of it).
+    pub(crate) fn bench_key(i: u64, out: &mut String) {
+        use std::fmt::Write;
+        const WORDS: [&str; 8] = [
+            "mail", "cdn", "login", "update", "secure", "api", "static", "track",
+        ];
+        const TLDS: [&str; 6] = ["com", "net", "org", "io", "ru", "info"];
+        let mut r = Rng(i);
+        let r1 = r.next();
+        out.clear();
+        let _ = write!(
+            out,
+            "{}{}.{:x}-{}.{}",
+            WORDS[(r1 % 8) as usize],
+            i,
+            r1 >> 40,
+            WORDS[((r1 >> 8) % 8) as usize],
+            TLDS[((r1 >> 16) % 6) as usize]
+        );
+    }
+
+    /// A built literal section and a shuffled query list with a given share of hits.
+    pub struct LiteralLookupBench {
+        section: Vec<u8>,
+        queries: Vec<Box<[u8]>>,
+    }
+
+    /// `keys` domain-like keys (case-insensitive table) and `keys` queries of which
+    /// `hit_percent` % are present keys (randomly chosen) and the rest absent look-alikes.
+    pub fn literal_lookup_setup(keys: usize, hit_percent: u32) -> LiteralLookupBench {
+        let mut builder = LiteralTableBuilder::new(true);
+        let mut key = String::new();
+        for i in 0..keys as u64 {
+            bench_key(i, &mut key);
+            builder.add(&key, i as u32, i as u32);
+        }
+        let (section, _) = builder.finish(KeepDuplicate::First).expect("bench build");
+        let mut rng = Rng(0x5EED);
+        let queries = (0..keys)
+            .map(|_| {
+                let hit = rng.next() % 100 < hit_percent as u64;
+                let i = rng.next() % keys as u64;
+                bench_key(if hit { i } else { i + keys as u64 }, &mut key);
+                key.as_bytes().into()
+            })
+            .collect();
+        LiteralLookupBench { section, queries }
+    }
+
+    impl LiteralLookupBench {
+        pub fn query_count(&self) -> usize {
+            self.queries.len()
+        }
+
+        fn table(&self) -> LiteralTable<'_> {
+            LiteralTable::new(&self.section, true).expect("bench section")
+        }
+
+        /// Looks the queries up one by one; returns the hit count.
+        pub fn lookup_each(&self) -> usize {
+            let table = self.table();
+            self.queries
+                .iter()
+                .filter(|q| table.lookup(q).expect("bench lookup").is_some())
+                .count()
+        }
+
+        /// Looks the queries up with `lookup_batch`, 256 at a time; returns the hit count.
+        pub fn lookup_batched(&self) -> usize {
+            const CHUNK: usize = 256;
+            let table = self.table();
+            let mut keys: [&[u8]; CHUNK] = [&[]; CHUNK];
+            let mut out = [None; CHUNK];
+            let mut hits = 0;
+            for chunk in self.queries.chunks(CHUNK) {
+                for (k, q) in keys.iter_mut().zip(chunk) {
+                    *k = q;
+                }
+                let n = chunk.len();
+                table
+                    .lookup_batch(&keys[..n], &mut out[..n])
+                    .expect("bench lookup");
+                hits += out[..n].iter().filter(|o| o.is_some()).count();
+            }
+            hits
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::bench_support::{bench_key, literal_lookup_setup, Rng};
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn build(
+        keys: &[(&str, u32)],
+        fold: bool,
+        keep: KeepDuplicate,
+    ) -> (Vec<u8>, Vec<(u32, u32)>) {
+        let mut b = LiteralTableBuilder::new(fold);
+        for (id, (key, data)) in keys.iter().enumerate() {
+            b.add(key, *data, id as u32);
+        }
+        b.finish(keep).unwrap()
+    }
+
+    fn folded(key: &str, fold: bool) -> Vec<u8> {
+        key.bytes().map(|b| fold_byte(b, fold)).collect()
+    }
+
+    /// What the table must answer: folded key -> (kept id), plus the (kept, dropped) pairs.
+    fn oracle(
+        keys: &[(String, u32)],
+        fold: bool,
+        keep: KeepDuplicate,
+    ) -> (HashMap<Vec<u8>, usize>, Vec<(u32, u32)>) {
+        let mut ids: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (id, (key, _)) in keys.iter().enumerate() {
+            ids.entry(folded(key, fold)).or_default().push(id);
+        }
+        let mut kept = HashMap::new();
+        let mut pairs = Vec::new();
+        for (key, group) in ids {
+            let k = match keep {
+                KeepDuplicate::First => group[0],
+                KeepDuplicate::Last => *group.last().unwrap(),
+            };
+            pairs.extend(
+                group
+                    .iter()
+                    .filter(|&&d| d != k)
+                    .map(|&d| (k as u32, d as u32)),
+            );
+            kept.insert(key, k);
+        }
+        pairs.sort_by_key(|&(k, d)| (d, k));
+        (kept, pairs)
+    }
+
+    fn key_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-cA-C]{0,3}",
+            4 => "[a-zA-Z0-9.éÉ-]{0,24}",
+            1 => "\\PC{0,12}",
+            1 => "[a-zA-Z]{60,300}",
+        ]
+    }
+
+    fn key_set() -> impl Strategy<Value = Vec<(String, u32)>> {
+        prop::collection::vec((key_strategy(), any::<u32>()), 0..120).prop_flat_map(|keys| {
+            // Add case variants and exact repeats of some keys to make duplicates likely.
+            let n = keys.len();
+            (
+                Just(keys),
+                prop::collection::vec((0..n.max(1), any::<bool>()), 0..n / 2 + 1),
+            )
+                .prop_map(|(mut keys, extra)| {
+                    if !keys.is_empty() {
+                        for (i, upper) in extra {
+                            let (k, d) = keys[i].clone();
+                            let k = if upper { k.to_ascii_uppercase() } else { k };
+                            keys.push((k, d.wrapping_add(1)));
+                        }
+                    }
+                    keys
+                })
+        })
+    }
+
+    fn keep_strategy() -> impl Strategy<Value = KeepDuplicate> {
+        prop_oneof![Just(KeepDuplicate::First), Just(KeepDuplicate::Last)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn matches_hashmap_oracle(
+            keys in key_set(),
+            probes in prop::collection::vec(key_strategy(), 0..40),
+            fold in any::<bool>(),
+            keep in keep_strategy(),
+        ) {
+            let mut b = LiteralTableBuilder::new(fold);
+            for (id, (key, data)) in keys.iter().enumerate() {
+                b.add(key, *data, id as u32);
+            }
+            let (section, pairs) = b.finish(keep).unwrap();
+            let (expect, expect_pairs) = oracle(&keys, fold, keep);
+            prop_assert_eq!(&pairs, &expect_pairs);
+
+            let table = LiteralTable::new(&section, fold).unwrap();
+            prop_assert_eq!(table.len(), expect.len());
+            prop_assert_eq!(table.is_empty(), expect.is_empty());
+            let offsets = table.check(u32::MAX as usize).unwrap();
+            prop_assert_eq!(offsets.len(), expect.len());
+
+            // Every inserted key (any variant) finds the kept entry, text as inserted.
+            for (key, _) in &keys {
+                let id = expect[&folded(key, fold)];
+                let hit = table.lookup(key.as_bytes()).unwrap();
+                prop_assert_eq!(hit, Some(LiteralHit { key: &keys[id].0, data_offset: keys[id].1 }));
+                if fold {
+                    let upper = key.to_ascii_uppercase();
+                    prop_assert_eq!(table.lookup(upper.as_bytes()).unwrap(), hit);
+                }
+            }
+            for probe in &probes {
+                let hit = table.lookup(probe.as_bytes()).unwrap();
+                match expect.get(&folded(probe, fold)) {
+                    Some(&id) => prop_assert_eq!(hit.map(|h| h.key), Some(keys[id].0.as_str())),
+                    None => prop_assert_eq!(hit, None),
+                }
+            }
+            // Not UTF-8 queries simply miss.
+            prop_assert_eq!(table.lookup(b"\xff\xfe").unwrap(), None);
+
+            // get/iter enumerate exactly the kept entries, agreeing with check's offsets.
+            let all: Vec<_> = table.iter().collect::<Result<_>>().unwrap();
+            prop_assert_eq!(all.len(), expect.len());
+            for (i, hit) in all.iter().enumerate() {
+                prop_assert_eq!(table.get(i as u32).unwrap(), *hit);
+                prop_assert_eq!(offsets[i], hit.data_offset);
+                prop_assert_eq!(table.lookup(hit.key.as_bytes()).unwrap(), Some(*hit));
+            }
+            prop_assert!(table.get(all.len() as u32).is_err());
+
+            // Batched lookups agree with single ones.
+            let queries: Vec<&[u8]> = keys.iter().map(|(k, _)| k.as_bytes())
+                .chain(probes.iter().map(|p| p.as_bytes())).collect();
+            let mut out = vec![None; queries.len()];
+            table.lookup_batch(&queries, &mut out).unwrap();
+            for (q, o) in queries.iter().zip(&out) {
+                prop_assert_eq!(*o, table.lookup(q).unwrap());
+            }
+
+            // Deterministic output.
+            let mut again = LiteralTableBuilder::new(fold);
+            for (id, (key, data)) in keys.iter().enumerate() {
+                again.add(key, *data, id as u32);
+            }
+            prop_assert_eq!(again.finish(keep).unwrap().0, section);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..400),
+                                    fold in any::<bool>(), magic in any::<bool>()) {
+            if magic && bytes.len() >= 12 {
+                bytes[0..4].copy_from_slice(&MAGIC);
+                bytes[8..10].copy_from_slice(&VERSION.to_le_bytes());
+                bytes[10..12].copy_from_slice(&(fold as u16).to_le_bytes());
+            }
+            exercise(&bytes, fold);
+        }
+
+        #[test]
+        fn mutated_headers_never_panic(
+            edits in prop::collection::vec((0..HEADER_LEN, any::<u8>()), 1..6),
+            fix_crc in any::<bool>(),
+        ) {
+            let (mut section, _) = small_section(true);
+            for (at, byte) in edits {
+                section[at] = byte;
+            }
+            if fix_crc {
+                let crc = crc32fast::hash(&section[8..]);
+                section[4..8].copy_from_slice(&crc.to_le_bytes());
+            }
+            exercise(&section, true);
+        }
+    }
+
+    /// Runs every reader entry point on `bytes`; they may fail but must not panic or hang.
+    fn exercise(bytes: &[u8], fold: bool) -> bool {
+        let Ok(table) = LiteralTable::new(bytes, fold) else {
+            return false;
+        };
+        for q in [&b""[..], b"a", b"evil.com", b"EVIL.COM", b"\xff"] {
+            let _ = table.lookup(q);
+        }
+        let mut out = [None; 3];
+        let _ = table.lookup_batch(&[b"a", b"b", b"evil.com"], &mut out);
+        for i in 0..table.len().min(300) as u32 {
+            let _ = table.get(i);
+        }
+        let _ = table.get(u32::MAX);
+        let _ = table.iter().take(1000).count();
+        table.check(1000).is_ok()
+    }
+
+    fn small_keys() -> Vec<(String, u32)> {
+        let mut keys: Vec<(String, u32)> = (0..40)
+            .map(|i| (format!("host{i}.Example.com"), i * 3))
+            .collect();
+        keys.push((String::new(), 7));
+        keys.push(("ÄÖÜ.de".into(), 8));
+        keys.push(("x".repeat(100), 9));
+        keys
+    }
+
+    fn small_section(fold: bool) -> (Vec<u8>, Vec<(String, u32)>) {
+        let keys = small_keys();
+        let refs: Vec<(&str, u32)> = keys.iter().map(|(k, d)| (k.as_str(), *d)).collect();
+        (build(&refs, fold, KeepDuplicate::First).0, keys)
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let (section, _) = small_section(true);
+        assert_eq!(LiteralTable::new(&section, true).unwrap().check(200).unwrap().len(), 43);
+        for len in 0..section.len() {
+            assert!(LiteralTable::new(&section[..len], true).is_err(), "len {len}");
+        }
+        let mut longer = section.clone();
+        longer.extend_from_slice(&[0; 8]);
+        assert!(LiteralTable::new(&longer, true).is_err());
+    }
+
+    #[test]
+    fn wrong_case_mode_is_an_error() {
+        let (section, _) = small_section(true);
+        assert!(LiteralTable::new(&section, false).is_err());
+        let (section, _) = small_section(false);
+        assert!(LiteralTable::new(&section, true).is_err());
+    }
+
+    #[test]
+    fn check_catches_every_bit_flip() {
+        let (section, _) = small_section(true);
+        for at in 0..section.len() {
+            for bit in [0x01u8, 0x10, 0x80] {
+                let mut flipped = section.clone();
+                flipped[at] ^= bit;
+                assert!(!exercise(&flipped, true), "flip {bit:#x} at {at} not caught");
+            }
+        }
+    }
+
+    /// Byte positions of the key bytes and data offsets of every record: changes there keep the
+    /// structure intact, so only the checksum (or a hash mismatch) can notice them.
+    fn payload_positions(section: &[u8]) -> Vec<bool> {
+        let mut payload = vec![false; section.len()];
+        let table = LiteralTable::new(section, true).unwrap();
+        let mut at = HEADER_LEN;
+        while at < table.layout.pool_end {
+            let len = bytes::u32_le(section, at, "").unwrap() as usize;
+            payload[at + 4..at + RECORD_HEADER_LEN + len].fill(true);
+            at += RECORD_HEADER_LEN + len;
+        }
+        payload
+    }
+
+    #[test]
+    fn check_catches_structural_flips_even_with_a_valid_checksum() {
+        let (section, _) = small_section(true);
+        let payload = payload_positions(&section);
+        for at in 8..section.len() {
+            if payload[at] {
+                continue;
+            }
+            for bit in 0..8 {
+                let mut flipped = section.clone();
+                flipped[at] ^= 1 << bit;
+                let crc = crc32fast::hash(&flipped[8..]);
+                flipped[4..8].copy_from_slice(&crc.to_le_bytes());
+                assert!(!exercise(&flipped, true), "flip bit {bit} at {at} not caught");
+            }
+        }
+    }
+
+    #[test]
+    fn check_catches_key_changes_with_a_valid_checksum() {
+        // A changed key byte alters the key's hash: its fingerprint or home slot no longer fit
+        // (a 1-in-256-per-probe chance to slip through; fixed input, so this is deterministic).
+        let (section, _) = small_section(true);
+        let payload = payload_positions(&section);
+        let mut caught = 0;
+        let mut total = 0;
+        for at in (8..section.len()).filter(|&a| payload[a]) {
+            let mut flipped = section.clone();
+            flipped[at] ^= 0x02;
+            let crc = crc32fast::hash(&flipped[8..]);
+            flipped[4..8].copy_from_slice(&crc.to_le_bytes());
+            total += 1;
+            caught += !exercise(&flipped, true) as usize;
+        }
+        // Data offset changes below data_len are legal; key bytes (the vast majority) are caught.
+        assert!(caught * 10 >= total * 8, "{caught} of {total}");
+    }
+
+    #[test]
+    fn check_rejects_out_of_range_data() {
+        let (section, _) = small_section(false);
+        let table = LiteralTable::new(&section, false).unwrap();
+        assert!(table.check(121).is_ok()); // largest data offset is 39 * 3 = 117
+        assert!(table.check(117).is_err());
+    }
+
+    #[test]
+    fn empty_table() {
+        let (section, pairs) = build(&[], true, KeepDuplicate::First);
+        assert!(pairs.is_empty());
+        assert_eq!(section.len(), HEADER_LEN);
+        let table = LiteralTable::new(&section, true).unwrap();
+        assert!(table.is_empty());
+        assert_eq!(table.lookup(b"").unwrap(), None);
+        assert_eq!(table.lookup(b"x").unwrap(), None);
+        assert!(table.get(0).is_err());
+        assert!(table.check(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn case_folding_is_ascii_only() {
+        let (section, pairs) = build(
+            &[("Evil.COM", 1), ("évil.com", 2), ("ÉVIL.COM", 3), ("evil.com", 4)],
+            true,
+            KeepDuplicate::Last,
+        );
+        assert_eq!(pairs, vec![(3, 0)]);
+        let table = LiteralTable::new(&section, true).unwrap();
+        let hit = |q: &str| table.lookup(q.as_bytes()).unwrap().map(|h| (h.key, h.data_offset));
+        assert_eq!(hit("EVIL.com"), Some(("evil.com", 4)));
+        assert_eq!(hit("ÉVIL.com"), Some(("ÉVIL.COM", 3)));
+        assert_eq!(hit("éVIL.com"), Some(("évil.com", 2)));
+        assert_eq!(hit("evil.co"), None);
+
+        let (section, pairs) = build(&[("Evil.COM", 1), ("evil.com", 2)], false, KeepDuplicate::First);
+        assert!(pairs.is_empty());
+        let table = LiteralTable::new(&section, false).unwrap();
+        assert_eq!(table.lookup(b"EVIL.COM").unwrap(), None);
+        assert_eq!(table.lookup(b"Evil.COM").unwrap().unwrap().data_offset, 1);
+    }
+
+    #[test]
+    fn many_duplicates_compact_the_pool() {
+        let mut keys = Vec::new();
+        for round in 0..5u32 {
+            for i in 0..500u32 {
+                let key = if round % 2 == 0 { format!("k{i}") } else { format!("K{i}") };
+                keys.push((key, round * 1000 + i));
+            }
+        }
+        let refs: Vec<(&str, u32)> = keys.iter().map(|(k, d)| (k.as_str(), *d)).collect();
+        for keep in [KeepDuplicate::First, KeepDuplicate::Last] {
+            let (section, pairs) = build(&refs, true, keep);
+            assert_eq!(pairs.len(), 2000);
+            let table = LiteralTable::new(&section, true).unwrap();
+            assert_eq!(table.len(), 500);
+            table.check(10_000).unwrap();
+            let hit = table.lookup(b"k7").unwrap().unwrap();
+            match keep {
+                KeepDuplicate::First => assert_eq!((hit.key, hit.data_offset), ("k7", 7)),
+                KeepDuplicate::Last => assert_eq!((hit.key, hit.data_offset), ("k7", 4007)),
+            }
+        }
+    }
+
+    #[test]
+    fn large_table_agrees_with_batch() {
+        let n = 50_000u64;
+        let mut b = LiteralTableBuilder::new(true);
+        let mut key = String::new();
+        for i in 0..n {
+            bench_key(i, &mut key);
+            b.add(&key, i as u32, i as u32);
+        }
+        let (section, pairs) = b.finish(KeepDuplicate::First).unwrap();
+        assert!(pairs.is_empty());
+        let table = LiteralTable::new(&section, true).unwrap();
+        assert_eq!(table.check(n as usize).unwrap().len(), n as usize);
+        let mut rng = Rng(1);
+        let queries: Vec<String> = (0..5000)
+            .map(|_| {
+                bench_key(rng.next() % (2 * n), &mut key);
+                key.to_ascii_uppercase()
+            })
+            .collect();
+        let refs: Vec<&[u8]> = queries.iter().map(|q| q.as_bytes()).collect();
+        let mut out = vec![None; refs.len()];
+        table.lookup_batch(&refs, &mut out).unwrap();
+        let mut hits = 0;
+        for (q, o) in refs.iter().zip(&out) {
+            assert_eq!(*o, table.lookup(q).unwrap());
+            hits += o.is_some() as usize;
+        }
+        assert!(hits > 2000 && hits < 3000, "{hits}");
+    }
+
+    fn peak_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `cargo test --release --lib literal -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn throughput_1m_keys_half_hits() {
+        let bench = literal_lookup_setup(1_000_000, 50);
+        let n = bench.query_count() as f64;
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            let hits = bench.lookup_each();
+            let each = n / t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let hits_batched = bench.lookup_batched();
+            let batched = n / t.elapsed().as_secs_f64();
+            assert_eq!(hits, hits_batched);
+            println!(
+                "round {round}: 1M keys, {hits} hits of {n}: lookup {:.1} M/s, lookup_batch {:.1} M/s",
+                each / 1e6,
+                batched / 1e6
+            );
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn build_10m_keys() {
+        // Reset the peak-RSS mark so it measures the build, not earlier tests.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = peak_rss_kib();
+        let t = std::time::Instant::now();
+        let mut b = LiteralTableBuilder::new(true);
+        let mut key = String::new();
+        let mut key_bytes = 0usize;
+        for i in 0..10_000_000u64 {
+            bench_key(i, &mut key);
+            key_bytes += key.len();
+            b.add(&key, i as u32, i as u32);
+        }
+        let added = t.elapsed();
+        let (section, pairs) = b.finish(KeepDuplicate::First).unwrap();
+        let built = t.elapsed();
+        assert!(pairs.is_empty());
+        println!(
+            "10M keys ({:.0} MB of key text): add {:.2?}, total build {:.2?}, section {:.0} MB, \
+             peak RSS {:.0} MB (was {:.0} MB before)",
+            key_bytes as f64 / 1e6,
+            added,
+            built,
+            section.len() as f64 / 1e6,
+            peak_rss_kib() as f64 / 1024.0,
+            before as f64 / 1024.0
+        );
+        let t = std::time::Instant::now();
+        let table = LiteralTable::new(&section, true).unwrap();
+        table.check(10_000_000).unwrap();
+        println!("check of 10M keys: {:.2?}", t.elapsed());
+    }
+}

@@ -1,1 +1,723 @@
-//! (in progress)
+//! Glob syntax and matching. A glob matches the WHOLE query string:
+//!
+//! * `*` matches any run of characters, including none (it crosses `.` and `/`);
+//! * `?` matches exactly one character (one Unicode scalar value, however many UTF-8 bytes);
+//! * `[abc]`, `[a-z]`, `[!a-z]` / `[^a-z]` match one character in (not in) the class; a `]` right
+//!   after `[` (or `[!`, `[^`) is a member, as is a `-` first or last in the class;
+//! * `\x` matches `x` literally, outside and inside classes.
+//!
+//! An unterminated class, a trailing backslash, an empty class and a reversed range (`[z-a]`) are
+//! syntax errors ([`validate`]).
+//!
+//! Case-insensitive databases fold ASCII only: `A-Z` equal `a-z` in literals and classes (a
+//! character is in a class if it, its ASCII lowercase or its ASCII uppercase is). Non-ASCII
+//! characters are compared as they are (`É` does not match `é`): full Unicode case folding would
+//! make matching locale-dependent and the index's byte-level anchors could no longer be exact.
+//!
+//! [`glob_match`] works on the stored pattern bytes of a mapped file, so it accepts any bytes: a
+//! pattern that is not valid syntax matches nothing, invalid UTF-8 counts one character per bad
+//! byte, and the time is at most O(pattern × text) (one backtrack point: the last `*`).
+
+use std::fmt;
+
+/// A syntax error in a glob, at byte `position` of the pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobError {
+    pub position: usize,
+    pub what: String,
+}
+
+impl fmt::Display for GlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid glob at byte {}: {}", self.position, self.what)
+    }
+}
+
+impl std::error::Error for GlobError {}
+
+/// True if `text` holds an unescaped `*`, `?` or `[`: the text is a glob, not a literal string.
+pub fn has_wildcard(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'*' | b'?' | b'[' => return true,
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+/// Checks the syntax of `pattern`; the error names the byte position of the offending construct.
+pub fn validate(pattern: &str) -> Result<(), GlobError> {
+    let p = pattern.as_bytes();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'\\' => {
+                if i + 1 >= p.len() {
+                    return Err(GlobError {
+                        position: i,
+                        what: "trailing backslash escapes nothing".into(),
+                    });
+                }
+                i += 1 + char_len(p, i + 1);
+            }
+            b'[' => i = validate_class(p, i)?,
+            _ => i += char_len(p, i),
+        }
+    }
+    Ok(())
+}
+
+/// Validates the class opening at `open` (a `[`); returns the position after its `]`.
+fn validate_class(p: &[u8], open: usize) -> Result<usize, GlobError> {
+    let unterminated = |body_start: usize| {
+        // `[]` and `[!]` read as "empty class" to a user; say so rather than "unterminated".
+        let what = if p.len() == body_start + 1 && p[body_start] == b']' {
+            "empty character class (a `]` right after `[` is a member; escape it as `\\]`)"
+        } else {
+            "unterminated character class (no closing `]`)"
+        };
+        GlobError {
+            position: open,
+            what: what.into(),
+        }
+    };
+    let (body_start, end) = match class_bounds(p, open) {
+        ClassBounds::Ok { body, end, .. } => (body.0, end),
+        ClassBounds::Unterminated { body_start } => return Err(unterminated(body_start)),
+    };
+    if body_start + 1 == end {
+        // Unreachable with the `]`-first rule, kept so the error exists if that rule changes.
+        return Err(GlobError {
+            position: open,
+            what: "empty character class".into(),
+        });
+    }
+    let mut i = body_start;
+    let body_end = end - 1;
+    while i < body_end {
+        let item_pos = i;
+        let (lo, next) = class_char(p, i, body_end);
+        i = next;
+        if i + 1 < body_end && p[i] == b'-' {
+            let (hi, next) = class_char(p, i + 1, body_end);
+            if hi < lo {
+                return Err(GlobError {
+                    position: item_pos,
+                    what: format!(
+                        "reversed range {}-{} in character class",
+                        describe(lo),
+                        describe(hi)
+                    ),
+                });
+            }
+            i = next;
+        }
+    }
+    Ok(end)
+}
+
+fn describe(c: u32) -> String {
+    match char::from_u32(c) {
+        Some(ch) => format!("{ch:?}"),
+        None => format!("byte {:#04x}", c.wrapping_sub(INVALID_BASE)),
+    }
+}
+
+/// Code points >= this stand for single bytes that are not valid UTF-8 (`INVALID_BASE + byte`),
+/// so a corrupt text still advances one "character" per bad byte.
+const INVALID_BASE: u32 = 0x11_0000;
+
+/// Decodes the character at `s[i]` (which must exist): `(code point, byte length)`. Bytes that
+/// do not start a valid UTF-8 sequence decode alone as `INVALID_BASE + byte`.
+#[inline]
+fn decode(s: &[u8], i: usize) -> (u32, usize) {
+    let b0 = s[i];
+    if b0 < 0x80 {
+        return (b0 as u32, 1);
+    }
+    decode_multibyte(s, i)
+}
+
+#[inline(never)]
+fn decode_multibyte(s: &[u8], i: usize) -> (u32, usize) {
+    let b0 = s[i];
+    let invalid = (INVALID_BASE + b0 as u32, 1);
+    let (len, init) = match b0 {
+        0xC2..=0xDF => (2, b0 & 0x1F),
+        0xE0..=0xEF => (3, b0 & 0x0F),
+        0xF0..=0xF4 => (4, b0 & 0x07),
+        _ => return invalid,
+    };
+    let Some(rest) = s.get(i + 1..i + len) else {
+        return invalid;
+    };
+    let mut c = init as u32;
+    for &b in rest {
+        if b & 0xC0 != 0x80 {
+            return invalid;
+        }
+        c = (c << 6) | (b & 0x3F) as u32;
+    }
+    let overlong = (len == 3 && c < 0x800) || (len == 4 && c < 0x1_0000);
+    if overlong || c > 0x10_FFFF || (0xD800..=0xDFFF).contains(&c) {
+        return invalid;
+    }
+    (c, len)
+}
+
+#[inline]
+fn char_len(s: &[u8], i: usize) -> usize {
+    if s[i] < 0x80 {
+        1
+    } else {
+        decode_multibyte(s, i).1
+    }
+}
+
+enum ClassBounds {
+    /// `body` = (start, end) of the members; `end` = position after the closing `]`.
+    Ok {
+        negated: bool,
+        body: (usize, usize),
+        end: usize,
+    },
+    Unterminated {
+        body_start: usize,
+    },
+}
+
+/// Finds the extent of the class whose `[` is at `open`.
+#[inline]
+fn class_bounds(p: &[u8], open: usize) -> ClassBounds {
+    let mut i = open + 1;
+    let negated = matches!(p.get(i), Some(b'!' | b'^'));
+    if negated {
+        i += 1;
+    }
+    let body_start = i;
+    if p.get(i) == Some(&b']') {
+        i += 1;
+    }
+    loop {
+        match p.get(i) {
+            None => return ClassBounds::Unterminated { body_start },
+            Some(b']') => {
+                return ClassBounds::Ok {
+                    negated,
+                    body: (body_start, i),
+                    end: i + 1,
+                }
+            }
+            Some(b'\\') => {
+                if i + 1 >= p.len() {
+                    return ClassBounds::Unterminated { body_start };
+                }
+                i += 1 + char_len(p, i + 1);
+            }
+            Some(_) => i += char_len(p, i),
+        }
+    }
+}
+
+/// One (possibly escaped) class member character at `i` (< `end`): `(code point, next i)`.
+#[inline]
+fn class_char(p: &[u8], i: usize, end: usize) -> (u32, usize) {
+    let at = if p[i] == b'\\' && i + 1 < end {
+        i + 1
+    } else {
+        i
+    };
+    let (c, n) = decode(p, at);
+    (c, (at + n).min(end))
+}
+
+/// Is `c` a member of the class body `p[start..end]` (without the negation)?
+fn class_contains(p: &[u8], start: usize, end: usize, c: u32, fold: bool) -> bool {
+    let lower = if fold && c < 0x80 {
+        (c as u8).to_ascii_lowercase() as u32
+    } else {
+        c
+    };
+    let upper = if fold && c < 0x80 {
+        (c as u8).to_ascii_uppercase() as u32
+    } else {
+        c
+    };
+    let mut i = start;
+    while i < end {
+        let (lo, next) = class_char(p, i, end);
+        i = next;
+        let mut hi = lo;
+        if i + 1 < end && p[i] == b'-' {
+            let (h, next) = class_char(p, i + 1, end);
+            hi = h;
+            i = next;
+        }
+        let within = |x: u32| lo <= x && x <= hi;
+        if within(c) || within(lower) || within(upper) {
+            return true;
+        }
+    }
+    false
+}
+
+/// One pattern element.
+enum Token {
+    Star,
+    AnyChar,
+    /// A class: members in `pattern[start..end]`.
+    Class {
+        negated: bool,
+        start: usize,
+        end: usize,
+    },
+    /// One literal character: `pattern[start..start + len]`.
+    Literal {
+        start: usize,
+        len: usize,
+    },
+    /// Bad syntax (unterminated class, trailing backslash): the pattern matches nothing.
+    Invalid,
+}
+
+/// The token at `p[i]` (which must exist) and the position after it.
+#[inline]
+fn next_token(p: &[u8], i: usize) -> (Token, usize) {
+    match p[i] {
+        b'*' => (Token::Star, i + 1),
+        b'?' => (Token::AnyChar, i + 1),
+        b'[' => match class_bounds(p, i) {
+            ClassBounds::Ok { negated, body, end } => (
+                Token::Class {
+                    negated,
+                    start: body.0,
+                    end: body.1,
+                },
+                end,
+            ),
+            ClassBounds::Unterminated { .. } => (Token::Invalid, p.len()),
+        },
+        b'\\' => {
+            if i + 1 >= p.len() {
+                (Token::Invalid, p.len())
+            } else {
+                let len = char_len(p, i + 1);
+                (Token::Literal { start: i + 1, len }, i + 1 + len)
+            }
+        }
+        b if b < 0x80 => (Token::Literal { start: i, len: 1 }, i + 1),
+        _ => {
+            let len = char_len(p, i);
+            (Token::Literal { start: i, len }, i + len)
+        }
+    }
+}
+
+/// Does the whole `text` match `pattern`? ASCII case is ignored when `fold` is set. Never panics
+/// and runs in O(pattern × text) on any bytes.
+pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    // After a mismatch, retry with the last `*` swallowing one more character: (pattern position
+    // after that star, text position its next attempt starts at). Earlier stars never need
+    // revisiting: the last one can absorb anything they could.
+    let mut backtrack: Option<(usize, usize)> = None;
+    loop {
+        if p < pattern.len() {
+            let (token, next_p) = next_token(pattern, p);
+            let step = match token {
+                Token::Star => {
+                    backtrack = Some((next_p, t));
+                    p = next_p;
+                    continue;
+                }
+                Token::Invalid => return false,
+                _ if t >= text.len() => None,
+                Token::Literal { start, len } => {
+                    let lit = &pattern[start..start + len];
+                    match text.get(t..t + len) {
+                        Some(got) if got == lit || (fold && got.eq_ignore_ascii_case(lit)) => {
+                            Some(len)
+                        }
+                        _ => None,
+                    }
+                }
+                Token::AnyChar => Some(char_len(text, t)),
+                Token::Class {
+                    negated,
+                    start,
+                    end,
+                } => {
+                    let (c, n) = decode(text, t);
+                    (class_contains(pattern, start, end, c, fold) != negated).then_some(n)
+                }
+            };
+            if let Some(n) = step {
+                p = next_p;
+                t += n;
+                continue;
+            }
+        } else if t == text.len() {
+            return true;
+        }
+        match backtrack {
+            Some((star_p, star_t)) if star_t < text.len() => {
+                let resume = star_t + char_len(text, star_t);
+                backtrack = Some((star_p, resume));
+                p = star_p;
+                t = resume;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// A maximal run of literal characters in a glob (escapes resolved, ASCII-folded when the index
+/// folds): every text the glob matches contains these bytes (folded alike), in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LiteralRun {
+    pub bytes: Vec<u8>,
+    /// The run starts at the start of the pattern: matching texts start with it.
+    pub at_start: bool,
+    /// The run ends at the end of the pattern: matching texts end with it.
+    pub at_end: bool,
+}
+
+/// The literal runs of `pattern`, or `None` if it is not valid syntax.
+pub(crate) fn literal_runs(pattern: &[u8], fold: bool) -> Option<Vec<LiteralRun>> {
+    let mut runs = Vec::new();
+    let mut current: Option<LiteralRun> = None;
+    let mut i = 0;
+    while i < pattern.len() {
+        let (token, next) = next_token(pattern, i);
+        match token {
+            Token::Invalid => return None,
+            Token::Literal { start, len } => {
+                let run = current.get_or_insert_with(|| LiteralRun {
+                    bytes: Vec::new(),
+                    at_start: i == 0,
+                    at_end: false,
+                });
+                run.bytes.extend(
+                    pattern[start..start + len]
+                        .iter()
+                        .map(|&b| crate::hash::fold_byte(b, fold)),
+                );
+            }
+            _ => runs.extend(current.take()),
+        }
+        i = next;
+    }
+    if let Some(mut run) = current {
+        run.at_end = true;
+        runs.push(run);
+    }
+    Some(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Exponential but obviously correct: parse into tokens over chars, then recurse.
+    #[derive(Debug)]
+    enum Tok {
+        Star,
+        Any,
+        Lit(char),
+        Class(bool, Vec<(char, char)>),
+    }
+
+    fn parse_oracle(p: &str) -> Option<Vec<Tok>> {
+        let cs: Vec<char> = p.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < cs.len() {
+            match cs[i] {
+                '*' => out.push(Tok::Star),
+                '?' => out.push(Tok::Any),
+                '\\' => {
+                    i += 1;
+                    out.push(Tok::Lit(*cs.get(i)?));
+                }
+                '[' => {
+                    i += 1;
+                    let neg = matches!(cs.get(i), Some('!' | '^'));
+                    if neg {
+                        i += 1;
+                    }
+                    let mut members: Vec<char> = Vec::new();
+                    let mut escaped: Vec<bool> = Vec::new();
+                    let mut first = true;
+                    loop {
+                        let c = *cs.get(i)?;
+                        if c == ']' && !first {
+                            break;
+                        }
+                        first = false;
+                        if c == '\\' {
+                            i += 1;
+                            members.push(*cs.get(i)?);
+                            escaped.push(true);
+                        } else {
+                            members.push(c);
+                            escaped.push(false);
+                        }
+                        i += 1;
+                    }
+                    let mut ranges = Vec::new();
+                    let mut k = 0;
+                    while k < members.len() {
+                        if k + 2 < members.len() && members[k + 1] == '-' && !escaped[k + 1] {
+                            ranges.push((members[k], members[k + 2]));
+                            k += 3;
+                        } else {
+                            ranges.push((members[k], members[k]));
+                            k += 1;
+                        }
+                    }
+                    out.push(Tok::Class(neg, ranges));
+                }
+                c => out.push(Tok::Lit(c)),
+            }
+            i += 1;
+        }
+        Some(out)
+    }
+
+    fn oracle(toks: &[Tok], text: &[char], fold: bool) -> bool {
+        let eq = |a: char, b: char| a == b || (fold && a.is_ascii() && a.eq_ignore_ascii_case(&b));
+        match toks.split_first() {
+            None => text.is_empty(),
+            Some((Tok::Star, rest)) => (0..=text.len()).any(|k| oracle(rest, &text[k..], fold)),
+            Some((tok, rest)) => {
+                let Some((&c, tail)) = text.split_first() else {
+                    return false;
+                };
+                let ok = match tok {
+                    Tok::Any => true,
+                    Tok::Lit(l) => eq(*l, c),
+                    Tok::Class(neg, ranges) => {
+                        let variants = if fold {
+                            vec![c, c.to_ascii_lowercase(), c.to_ascii_uppercase()]
+                        } else {
+                            vec![c]
+                        };
+                        let inside = ranges
+                            .iter()
+                            .any(|&(lo, hi)| variants.iter().any(|&v| lo <= v && v <= hi));
+                        inside != *neg
+                    }
+                    Tok::Star => unreachable!(),
+                };
+                ok && oracle(rest, tail, fold)
+            }
+        }
+    }
+
+    fn m(p: &str, t: &str) -> bool {
+        glob_match(p.as_bytes(), t.as_bytes(), false)
+    }
+
+    #[test]
+    fn basic_semantics() {
+        assert!(m("*.evil.com", "a.b.evil.com"));
+        assert!(m("*.evil.com", ".evil.com"));
+        assert!(!m("*.evil.com", "evil.com"));
+        assert!(m("*", ""));
+        assert!(m("*", "a/b.c"));
+        assert!(m("", ""));
+        assert!(!m("", "a"));
+        assert!(m("a*b*c", "abc"));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(!m("a*b*c", "axxbyy"));
+        assert!(m("x?z.com", "xyz.com"));
+        assert!(!m("x?z.com", "xz.com"));
+        assert!(m("host[0-9][0-9].evil.com", "host42.evil.com"));
+        assert!(!m("host[0-9][0-9].evil.com", "host4x.evil.com"));
+        assert!(m("[!a-z]", "5"));
+        assert!(!m("[^a-z]", "q"));
+        assert!(m("[]a]", "]"));
+        assert!(m("[]a]", "a"));
+        assert!(m("[!]]", "x"));
+        assert!(!m("[!]]", "]"));
+        assert!(m("[a-]", "-"));
+        assert!(m("[-a]", "-"));
+        assert!(m("[\\]]", "]"));
+        assert!(m("\\*", "*"));
+        assert!(!m("\\*", "a"));
+        assert!(m("[\\!a]", "!"));
+        assert!(m("a\\[b", "a[b"));
+    }
+
+    #[test]
+    fn question_mark_is_one_scalar_value() {
+        assert!(m("?", "é"));
+        assert!(m("?", "€"));
+        assert!(m("?", "😀"));
+        assert!(!m("??", "€"));
+        assert!(!m("*??", "€"));
+        assert!(m("a?c", "a😀c"));
+        assert!(m("[à-ü]", "é"));
+        assert!(m("[!a]", "é"));
+        assert!(m("*é", "café"));
+    }
+
+    #[test]
+    fn case_folding_is_ascii_only() {
+        let f = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes(), true);
+        assert!(f("*.EVIL.com", "www.evil.COM"));
+        assert!(f("[a-c]", "B"));
+        assert!(f("[A-C]", "b"));
+        assert!(!f("[!a-c]", "B"));
+        assert!(f("\\A", "a"));
+        assert!(!f("É", "é"));
+        assert!(!m("*.EVIL.com", "www.evil.com"));
+    }
+
+    #[test]
+    fn syntax_errors_name_their_position() {
+        let err = |p: &str| validate(p).unwrap_err();
+        assert_eq!(err("ab[cd").position, 2);
+        assert!(err("ab[cd").what.contains("unterminated"));
+        assert_eq!(err("abc\\").position, 3);
+        assert!(err("abc\\").what.contains("backslash"));
+        assert_eq!(err("x[]").position, 1);
+        assert!(err("x[]").what.contains("empty"));
+        assert_eq!(err("[!]").position, 0);
+        assert_eq!(err("a[a-bz-a]").position, 5);
+        assert!(err("a[a-bz-a]").what.contains("reversed"));
+        assert_eq!(err("[\\").position, 0);
+        for ok in [
+            "", "*", "[]a]", "[!]a]", "[a-]", "[\\]-a]", "\\[", "[é-ü]", "a[-]b",
+        ] {
+            assert_eq!(validate(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            err("[z-a]").to_string(),
+            "invalid glob at byte 1: reversed range 'z'-'a' in character class"
+        );
+    }
+
+    #[test]
+    fn invalid_patterns_match_nothing() {
+        assert!(!m("a[bc", "a[bc"));
+        assert!(!m("*\\", "x\\"));
+    }
+
+    #[test]
+    fn has_wildcard_ignores_escapes() {
+        assert!(has_wildcard("*.com"));
+        assert!(has_wildcard("a?"));
+        assert!(has_wildcard("a[b]"));
+        assert!(!has_wildcard("a\\*b"));
+        assert!(!has_wildcard("evil.com"));
+        assert!(has_wildcard("\\\\*"));
+        assert!(!has_wildcard("x\\"));
+    }
+
+    #[test]
+    fn literal_runs_resolve_escapes() {
+        let runs = literal_runs(b"Ab\\*c*d?EF", true).unwrap();
+        assert_eq!(
+            runs,
+            vec![
+                LiteralRun {
+                    bytes: b"ab*c".to_vec(),
+                    at_start: true,
+                    at_end: false
+                },
+                LiteralRun {
+                    bytes: b"d".to_vec(),
+                    at_start: false,
+                    at_end: false
+                },
+                LiteralRun {
+                    bytes: b"ef".to_vec(),
+                    at_start: false,
+                    at_end: true
+                },
+            ]
+        );
+        assert_eq!(literal_runs(b"*", false).unwrap(), vec![]);
+        assert!(literal_runs(b"[a", false).is_none());
+    }
+
+    #[test]
+    fn long_inputs_stay_fast() {
+        let text = "a".repeat(5000);
+        let pat = format!("{}b", "*a".repeat(200));
+        let start = std::time::Instant::now();
+        assert!(!m(&pat, &text));
+        assert!(start.elapsed().as_secs() < 5);
+    }
+
+    fn pattern_strategy() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            4 => prop::sample::select(vec!["a", "b", "A", "é", ".", "-", "]", "!"]).prop_map(String::from),
+            2 => Just("*".to_string()),
+            2 => Just("?".to_string()),
+            1 => prop::sample::select(vec!["\\*", "\\?", "\\[", "\\\\", "\\a", "\\]"]).prop_map(String::from),
+            2 => (any::<bool>(), prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "B", "é", "a-b", "A-Z", "-", "\\]", "]", "!", "^", "a-é"]), 1..4))
+                .prop_map(|(neg, items)| format!("[{}{}]", if neg { "!" } else { "" }, items.concat())),
+        ];
+        prop::collection::vec(atom, 0..8).prop_map(|v| v.concat())
+    }
+
+    fn text_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                'a', 'b', 'A', 'B', 'é', 'É', '.', '-', ']', '*', '€', 'z',
+            ]),
+            0..10,
+        )
+        .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn matcher_agrees_with_oracle(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {
+            let valid = validate(&p).is_ok();
+            let parsed = parse_oracle(&p);
+            let reversed = parsed.as_ref().is_some_and(|toks| toks.iter().any(|t| {
+                matches!(t, Tok::Class(_, r) if r.iter().any(|(lo, hi)| lo > hi))
+            }));
+            prop_assert_eq!(valid, parsed.is_some() && !reversed, "validity of {:?}", p);
+            let got = glob_match(p.as_bytes(), t.as_bytes(), fold);
+            match parsed {
+                Some(toks) if valid => {
+                    let chars: Vec<char> = t.chars().collect();
+                    prop_assert_eq!(got, oracle(&toks, &chars, fold), "pattern {:?} text {:?} fold {}", p, t, fold);
+                }
+                // Unterminated classes and trailing backslashes match nothing.
+                None => prop_assert!(!got),
+                _ => {}
+            }
+        }
+
+        #[test]
+        fn self_match_of_escaped_literal(t in text_strategy(), fold in any::<bool>()) {
+            let mut p = String::new();
+            for c in t.chars() {
+                if "*?[]\\".contains(c) { p.push('\\'); }
+                p.push(c);
+            }
+            prop_assert!(validate(&p).is_ok());
+            prop_assert!(!has_wildcard(&p));
+            prop_assert!(glob_match(p.as_bytes(), t.as_bytes(), fold));
+        }
+
+        #[test]
+        fn any_bytes_never_panic(p in prop::collection::vec(any::<u8>(), 0..24), t in prop::collection::vec(any::<u8>(), 0..24), fold in any::<bool>()) {
+            let _ = glob_match(&p, &t, fold);
+            let _ = literal_runs(&p, fold);
+        }
+    }
+}

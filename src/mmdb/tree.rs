@@ -1,1 +1,937 @@
-//! (in progress)
+//! Reading the MaxMind DB binary search tree: longest-prefix lookups of IP addresses
+//! ([`SearchTree::lookup`]) and strict whole-tree validation ([`SearchTree::check`]).
+//! The tree is the first part of the file, so every offset named in an error is a file offset.
+//!
+//! # On-disk layout (MaxMind DB spec, "Binary Search Tree Section")
+//!
+//! `node_count` nodes, node `i` at byte `i * record_size / 4`; each node holds a left record
+//! (followed for a 0 bit) and a right record (1 bit), unsigned big-endian:
+//!
+//! ```text
+//! 24-bit records, 6 bytes/node: [L23..L16][L15..L8][L7..L0][R23..R16][R15..R8][R7..R0]
+//! 28-bit records, 7 bytes/node: [L23..L16][L15..L8][L7..L0][L27..L24|R27..R24][R23..R16][R15..R8][R7..R0]
+//! 32-bit records, 8 bytes/node: [L31..L24][L23..L16][L15..L8][L7..L0][R31..R24]..[R7..R0]
+//! ```
+//!
+//! (in the 28-bit layout the middle byte carries the top nibble of the left record in its high
+//! half and the top nibble of the right record in its low half). A record value `v` means:
+//!
+//! * `v < node_count`: go on at node `v` with the next address bit (the root is node 0);
+//! * `v == node_count`: the address is not in the database;
+//! * `node_count < v < node_count + 16`: invalid (would point into the 16-byte separator);
+//! * `v >= node_count + 16`: data at data-section offset `v - node_count - 16`.
+//!
+//! The first address bit is the most significant one. An IPv4 tree (`ip_version` 4) is 32 bits
+//! deep at most, an IPv6 tree 128. In an IPv6 tree IPv4 addresses live at `::a.b.c.d`, i.e. under
+//! the node reached by 96 zero bits (the "IPv4 subtree"); writers commonly alias other prefixes
+//! (`::ffff:0:0/96`, `2002::/16`) to that same node, so a node may be reachable more than once.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::error::{Error, Result};
+
+/// Size of the all-zero separator between the tree and the data section; record values
+/// `node_count + 1 ..= node_count + 15` would point into it.
+pub const DATA_SECTION_SEPARATOR_LEN: u32 = 16;
+
+/// A read-only view of a MaxMind DB search tree.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchTree<'a> {
+    tree: &'a [u8],
+    node_count: u32,
+    record_size: u16,
+    ip_version: u16,
+    ipv4_start: Ipv4Start,
+}
+
+/// Where IPv4 lookups begin: found once in [`SearchTree::new`] so a lookup never walks the 96
+/// leading zero bits of an IPv6 tree.
+#[derive(Clone, Copy, Debug)]
+enum Ipv4Start {
+    /// The IPv4 subtree's root node (node 0 in an IPv4 tree).
+    Node(u32),
+    /// The 96-zero-bit path of an IPv6 tree ended early at this (left) record of `node`: the
+    /// record answers every IPv4 address.
+    Record { record: u32, node: u32 },
+}
+
+/// Where a lookup ended: a data record of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHit {
+    /// Offset of the data in the data section (record value - node_count - 16).
+    pub data_offset: usize,
+    /// The node whose record held the data.
+    pub node: u32,
+    /// Which record of `node`: 0 left, 1 right.
+    pub side: u8,
+    /// Prefix length of the tree leaf, in bits of the query's family: an IPv4 query in an IPv6
+    /// tree counts from the IPv4 subtree (0 if the answer was found above it).
+    pub depth: u8,
+}
+
+/// What a successful [`SearchTree::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeCheck {
+    /// Every data-section offset some reachable record points at, sorted and deduplicated.
+    pub data_offsets: Vec<usize>,
+    /// Number of distinct nodes reachable from the root (== node_count when the check passes).
+    pub reachable_nodes: u32,
+}
+
+impl<'a> SearchTree<'a> {
+    /// A view of `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes). Fails on
+    /// a record size other than 24/28/32, an IP version other than 4/6, zero nodes, or a length
+    /// mismatch. Costs O(1) apart from following the 96 left records to the IPv4 subtree.
+    pub fn new(
+        tree_bytes: &'a [u8],
+        node_count: u32,
+        record_size: u16,
+        ip_version: u16,
+    ) -> Result<Self> {
+        if !matches!(record_size, 24 | 28 | 32) {
+            return Err(Error::corrupt(
+                0,
+                format!("search tree record size {record_size} is not 24, 28 or 32 bits"),
+            ));
+        }
+        if !matches!(ip_version, 4 | 6) {
+            return Err(Error::corrupt(
+                0,
+                format!("search tree IP version {ip_version} is not 4 or 6"),
+            ));
+        }
+        if node_count == 0 {
+            return Err(Error::corrupt(0, "search tree has no nodes (node_count 0)"));
+        }
+        let expected = u64::from(node_count) * u64::from(record_size) / 4;
+        if tree_bytes.len() as u64 != expected {
+            return Err(Error::corrupt(
+                0,
+                format!(
+                    "search tree of {node_count} nodes with {record_size}-bit records needs \
+                     {expected} bytes, got {}",
+                    tree_bytes.len()
+                ),
+            ));
+        }
+        let mut tree = SearchTree {
+            tree: tree_bytes,
+            node_count,
+            record_size,
+            ip_version,
+            ipv4_start: Ipv4Start::Node(0),
+        };
+        if ip_version == 6 {
+            let mut node = 0u32;
+            for _ in 0..96 {
+                let record = tree.record(node, 0)?;
+                if record >= node_count {
+                    tree.ipv4_start = Ipv4Start::Record { record, node };
+                    return Ok(tree);
+                }
+                node = record;
+            }
+            tree.ipv4_start = Ipv4Start::Node(node);
+        }
+        Ok(tree)
+    }
+
+    pub fn node_count(&self) -> u32 {
+        self.node_count
+    }
+
+    pub fn record_size(&self) -> u16 {
+        self.record_size
+    }
+
+    pub fn ip_version(&self) -> u16 {
+        self.ip_version
+    }
+
+    /// The data record of the longest tree prefix containing `ip`, `Ok(None)` if the tree says
+    /// "not found". An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) in an IPv4 tree is looked up
+    /// as `a.b.c.d`; any other IPv6 address in an IPv4 tree is an `InvalidQuery`. Damaged trees
+    /// give `Corrupt` (a record into the separator, a node index out of range, a path longer
+    /// than the address), never a wrong hit.
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Result<Option<TreeHit>> {
+        match ip {
+            IpAddr::V4(v4) => self.lookup_v4(v4),
+            IpAddr::V6(v6) => self.lookup_v6(v6),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) for an IPv4 address.
+    #[inline]
+    pub fn lookup_v4(&self, ip: Ipv4Addr) -> Result<Option<TreeHit>> {
+        let start = match self.ipv4_start {
+            Ipv4Start::Node(node) => node,
+            Ipv4Start::Record { record, node } => return self.leaf(record, node, 0, 0),
+        };
+        let key = u32::from(ip);
+        match self.record_size {
+            24 => self.walk::<Record24, u32>(start, key),
+            28 => self.walk::<Record28, u32>(start, key),
+            _ => self.walk::<Record32, u32>(start, key),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) for an IPv6 address.
+    #[inline]
+    pub fn lookup_v6(&self, ip: Ipv6Addr) -> Result<Option<TreeHit>> {
+        if self.ip_version == 4 {
+            return match ip.to_ipv4_mapped() {
+                Some(v4) => self.lookup_v4(v4),
+                None => Err(ipv6_in_ipv4_tree(ip)),
+            };
+        }
+        let key = u128::from(ip);
+        match self.record_size {
+            24 => self.walk::<Record24, u128>(0, key),
+            28 => self.walk::<Record28, u128>(0, key),
+            _ => self.walk::<Record32, u128>(0, key),
+        }
+    }
+
+    /// The hot loop: one specialisation per (record size, address width). `node` is a valid node
+    /// index on entry (the root, or the IPv4 subtree found in `new`).
+    #[inline(always)]
+    fn walk<R: RecordLayout, K: AddressBits>(
+        &self,
+        mut node: u32,
+        mut key: K,
+    ) -> Result<Option<TreeHit>> {
+        let tree = self.tree;
+        let node_count = self.node_count;
+        let mut depth = 0u32;
+        loop {
+            let side = key.top_bit();
+            key = key.shift_left_one();
+            // `node < node_count` holds here and `new` checked the tree length, so the read is in
+            // bounds; `read` still checks and we report rather than trust.
+            let Some(record) = R::read(tree, node, side) else {
+                return Err(self.node_out_of_bounds(node));
+            };
+            depth += 1;
+            if record >= node_count {
+                return self.leaf(record, node, side, depth);
+            }
+            if depth == K::BITS {
+                return Err(self.path_too_long(node, side));
+            }
+            node = record;
+        }
+    }
+
+    /// Interprets a record that is not a node index (`record >= node_count`).
+    #[inline(always)]
+    fn leaf(&self, record: u32, node: u32, side: u32, depth: u32) -> Result<Option<TreeHit>> {
+        let past_nodes = record - self.node_count;
+        if past_nodes == 0 {
+            return Ok(None);
+        }
+        match past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN) {
+            Some(data_offset) => Ok(Some(TreeHit {
+                data_offset: data_offset as usize,
+                node,
+                side: side as u8,
+                depth: depth as u8,
+            })),
+            None => Err(self.into_separator(node, side, record)),
+        }
+    }
+
+    /// Validates the whole tree against a data section of `data_section_len` bytes: every node
+    /// reachable from the root, every record a node index, "not found", or data inside the data
+    /// section, no path longer than the address width (32 or 128 bits, counting every path
+    /// through nodes shared by aliases). Memory: two bitsets of `node_count` bits, the returned
+    /// offsets, and one entry per extra reference to an already reached node.
+    pub fn check(&self, data_section_len: usize) -> Result<TreeCheck> {
+        let width: u32 = if self.ip_version == 4 { 32 } else { 128 };
+        let node_count = self.node_count;
+        let mut reached = BitSet::new(node_count);
+        let mut shared = BitSet::new(node_count);
+        let mut any_shared = false;
+        let mut data_records: Vec<u32> = Vec::new();
+        let mut reachable_nodes = 0u32;
+        // Depth-first, marking a node when it is pushed: the stack holds at most one pending
+        // sibling per level, so it stays below 2 * width entries.
+        let mut stack: Vec<(u32, u32)> = vec![(0, 0)];
+        reached.insert(0);
+        while let Some((node, depth)) = stack.pop() {
+            reachable_nodes += 1;
+            for side in 0..2 {
+                let record = self.record(node, side)?;
+                if record < node_count {
+                    if depth + 1 >= width {
+                        return Err(self.path_too_long(node, side));
+                    }
+                    if reached.insert(record) {
+                        stack.push((record, depth + 1));
+                    } else {
+                        shared.insert(record);
+                        any_shared = true;
+                    }
+                    continue;
+                }
+                let past_nodes = record - node_count;
+                if past_nodes == 0 {
+                    continue;
+                }
+                let Some(data_offset) = past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN) else {
+                    return Err(self.into_separator(node, side, record));
+                };
+                if data_offset as usize >= data_section_len {
+                    return Err(Error::corrupt(
+                        self.record_offset(node, side),
+                        format!(
+                            "search tree record {record} of node {node} points at data offset \
+                             {data_offset}, past the end of the {data_section_len}-byte data section"
+                        ),
+                    ));
+                }
+                data_records.push(data_offset);
+            }
+        }
+        if let Some(unreached) = reached.first_missing() {
+            return Err(Error::corrupt(
+                u64::from(unreached) * u64::from(self.record_size) / 4,
+                format!("search tree node {unreached} is not reachable from the root"),
+            ));
+        }
+        if any_shared {
+            self.check_shared_depths(&shared, width)?;
+        }
+        data_records.sort_unstable();
+        data_records.dedup();
+        Ok(TreeCheck {
+            data_offsets: data_records.into_iter().map(|o| o as usize).collect(),
+            reachable_nodes,
+        })
+    }
+
+    /// The first pass checked path lengths only along the first path to each node. Nodes
+    /// reached again (aliases) may sit deeper on other paths, so compute the tree height
+    /// (longest path from the root, in bits) with the heights of shared nodes memoised. Every
+    /// other node has exactly one parent, so each node is expanded at most once; a cycle shows
+    /// up as a path longer than `width`.
+    fn check_shared_depths(&self, shared: &BitSet, width: u32) -> Result<()> {
+        let shared_nodes: Vec<u32> = shared.iter().collect();
+        let mut shared_heights: Vec<u8> = vec![0; shared_nodes.len()]; // 0 = not yet known
+        let memo_index = |node: u32| {
+            if shared.contains(node) {
+                shared_nodes.binary_search(&node).ok()
+            } else {
+                None
+            }
+        };
+
+        struct Frame {
+            node: u32,
+            depth: u32,
+            next_side: u32,
+            height: u32,
+        }
+        let mut frames = vec![Frame {
+            node: 0,
+            depth: 0,
+            next_side: 0,
+            height: 1,
+        }];
+        while let Some(top) = frames.last_mut() {
+            if top.next_side == 2 {
+                let (node, height) = (top.node, top.height);
+                frames.pop();
+                if let Some(i) = memo_index(node) {
+                    shared_heights[i] = height as u8;
+                }
+                if let Some(parent) = frames.last_mut() {
+                    parent.height = parent.height.max(height + 1);
+                }
+                continue;
+            }
+            let (node, depth, side) = (top.node, top.depth, top.next_side);
+            top.next_side += 1;
+            let record = self.record(node, side)?;
+            if record >= self.node_count {
+                continue; // a leaf: the frame's height already counts this node's own bit
+            }
+            if let Some(i) = memo_index(record) {
+                let known = u32::from(shared_heights[i]);
+                if known != 0 {
+                    if depth + 1 + known > width {
+                        return Err(self.path_too_long(node, side));
+                    }
+                    top.height = top.height.max(known + 1);
+                    continue;
+                }
+            }
+            if depth + 1 >= width {
+                return Err(self.path_too_long(node, side));
+            }
+            frames.push(Frame {
+                node: record,
+                depth: depth + 1,
+                next_side: 0,
+                height: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// One record, read with bounds checks and a match on the record size: for the cold paths.
+    fn record(&self, node: u32, side: u32) -> Result<u32> {
+        if node >= self.node_count {
+            return Err(self.node_out_of_bounds(node));
+        }
+        let record = match self.record_size {
+            24 => Record24::read(self.tree, node, side),
+            28 => Record28::read(self.tree, node, side),
+            _ => Record32::read(self.tree, node, side),
+        };
+        record.ok_or_else(|| self.node_out_of_bounds(node))
+    }
+
+    /// File offset of the first byte of a record (the shared middle byte for a 28-bit right one).
+    fn record_offset(&self, node: u32, side: u32) -> u64 {
+        u64::from(node) * u64::from(self.record_size) / 4
+            + u64::from(side) * u64::from(self.record_size / 8)
+    }
+
+    #[cold]
+    fn node_out_of_bounds(&self, node: u32) -> Error {
+        Error::corrupt(
+            u64::from(node) * u64::from(self.record_size) / 4,
+            format!(
+                "search tree node {node} lies outside the tree of {} nodes",
+                self.node_count
+            ),
+        )
+    }
+
+    #[cold]
+    fn path_too_long(&self, node: u32, side: u32) -> Error {
+        let width = if self.ip_version == 4 { 32 } else { 128 };
+        Error::corrupt(
+            self.record_offset(node, side),
+            format!(
+                "search tree path through node {node} is longer than the {width}-bit address"
+            ),
+        )
+    }
+
+    #[cold]
+    fn into_separator(&self, node: u32, side: u32, record: u32) -> Error {
+        Error::corrupt(
+            self.record_offset(node, side),
+            format!(
+                "search tree record {record} of node {node} points into the data section \
+                 separator (node_count {})",
+                self.node_count
+            ),
+        )
+    }
+}
+
+#[cold]
+fn ipv6_in_ipv4_tree(ip: Ipv6Addr) -> Error {
+    Error::InvalidQuery {
+        query: ip.to_string(),
+        what: "the database is IPv4-only; only IPv4 and IPv4-mapped (::ffff:a.b.c.d) addresses \
+               can be looked up"
+            .into(),
+    }
+}
+
+/// How one record size is read. `read` returns `None` only when the node lies outside `tree`,
+/// which `SearchTree::new`'s length check plus `node < node_count` rule out.
+trait RecordLayout {
+    fn read(tree: &[u8], node: u32, side: u32) -> Option<u32>;
+}
+
+/// Four big-endian bytes at `offset`.
+#[inline(always)]
+fn be_u32_at(tree: &[u8], offset: usize) -> Option<u32> {
+    let bytes: [u8; 4] = tree.get(offset..offset + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+struct Record24;
+impl RecordLayout for Record24 {
+    #[inline(always)]
+    fn read(tree: &[u8], node: u32, side: u32) -> Option<u32> {
+        // A 4-byte window inside the 6-byte node: bytes 0..4 (left record in the top three)
+        // or 2..6 (right record in the bottom three).
+        let word = be_u32_at(tree, node as usize * 6 + side as usize * 2)?;
+        Some((word >> ((1 - side) * 8)) & 0x00FF_FFFF)
+    }
+}
+
+struct Record28;
+impl RecordLayout for Record28 {
+    #[inline(always)]
+    fn read(tree: &[u8], node: u32, side: u32) -> Option<u32> {
+        // Left: bytes 0..4, the shared byte's high nibble on top. Right: bytes 3..7, the shared
+        // byte's low nibble on top. Both are computed so the choice is a select, not a branch
+        // on an unpredictable address bit.
+        let word = be_u32_at(tree, node as usize * 7 + side as usize * 3)?;
+        let left = (word >> 8) | ((word & 0xF0) << 20);
+        let right = word & 0x0FFF_FFFF;
+        Some(if side == 0 { left } else { right })
+    }
+}
+
+struct Record32;
+impl RecordLayout for Record32 {
+    #[inline(always)]
+    fn read(tree: &[u8], node: u32, side: u32) -> Option<u32> {
+        be_u32_at(tree, node as usize * 8 + side as usize * 4)
+    }
+}
+
+/// An address as a bit string consumed from the most significant end.
+trait AddressBits: Copy {
+    const BITS: u32;
+    fn top_bit(self) -> u32;
+    fn shift_left_one(self) -> Self;
+}
+
+impl AddressBits for u32 {
+    const BITS: u32 = 32;
+    #[inline(always)]
+    fn top_bit(self) -> u32 {
+        self >> 31
+    }
+    #[inline(always)]
+    fn shift_left_one(self) -> Self {
+        self << 1
+    }
+}
+
+impl AddressBits for u128 {
+    const BITS: u32 = 128;
+    #[inline(always)]
+    fn top_bit(self) -> u32 {
+        (self >> 127) as u32
+    }
+    #[inline(always)]
+    fn shift_left_one(self) -> Self {
+        self << 1
+    }
+}
+
+/// A fixed-size set of node indexes, one bit each.
+struct BitSet {
+    words: Vec<u64>,
+    len: u32,
+}
+
+impl BitSet {
+    fn new(len: u32) -> Self {
+        BitSet {
+            words: vec![0; (len as usize).div_ceil(64)],
+            len,
+        }
+    }
+
+    /// Adds `i`; true if it was not there yet.
+    fn insert(&mut self, i: u32) -> bool {
+        let word = &mut self.words[i as usize / 64];
+        let bit = 1u64 << (i % 64);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+
+    fn contains(&self, i: u32) -> bool {
+        self.words[i as usize / 64] & (1u64 << (i % 64)) != 0
+    }
+
+    /// The smallest index below `len` not in the set.
+    fn first_missing(&self) -> Option<u32> {
+        self.words.iter().enumerate().find_map(|(w, &word)| {
+            let i = w as u32 * 64 + (!word).trailing_zeros();
+            (word != u64::MAX && i < self.len).then_some(i)
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some(w as u32 * 64 + bit)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+impl SearchTree<'_> {
+    /// Raw record access for other modules' tests.
+    pub(crate) fn lookup_record_for_tests(&self, node: u32, side: u32) -> u32 {
+        self.record(node, side).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mmdb::tree_builder::tests::{build, mmdb_file, view, Net};
+    use crate::mmdb::tree_builder::KeepDuplicate;
+    use proptest::prelude::*;
+
+    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/maxmind-db/test-data");
+
+    /// (tree bytes, data section length, node_count, record_size, ip_version) of an .mmdb file,
+    /// the shape read through the `maxminddb` crate's metadata parser.
+    fn split_mmdb(file: &[u8]) -> Option<(usize, usize, u32, u16, u16)> {
+        let marker = b"\xAB\xCD\xEFMaxMind.com";
+        let marker_at = file.windows(marker.len()).rposition(|w| w == marker)?;
+        let reader = maxminddb::Reader::from_source(file.to_vec()).ok()?;
+        let m = reader.metadata();
+        let tree_len = m.node_count as usize * m.record_size as usize / 4;
+        let data_len = marker_at.checked_sub(tree_len + 16)?;
+        Some((tree_len, data_len, m.node_count, m.record_size, m.ip_version))
+    }
+
+    fn corpus_files() -> Vec<(String, Vec<u8>)> {
+        let mut paths: Vec<_> = std::fs::read_dir(CORPUS)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "mmdb"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    /// Every corpus file: `check` passes exactly on the intact ones, and every lookup (first and
+    /// last address of each network, IPv4 forms, random addresses) gives the same
+    /// data offset and prefix length as the `maxminddb` crate.
+    #[test]
+    fn corpus_matches_maxminddb() {
+        let mut checked = 0;
+        for (name, file) in corpus_files() {
+            // Its metadata node count is wrong: maxminddb refuses it, and the metadata parser
+            // (not this module) is what must catch it.
+            if name == "GeoIP2-City-Test-Invalid-Node-Count.mmdb" {
+                assert!(split_mmdb(&file).is_none());
+                continue;
+            }
+            let (tree_len, data_len, nc, rs, v) = split_mmdb(&file).unwrap();
+            let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+            let reader = maxminddb::Reader::from_source(file.clone()).unwrap();
+            let broken = name.contains("broken-pointers") || name.contains("broken-search-tree");
+            let check = tree.check(data_len);
+            assert_eq!(check.is_err(), broken, "{name}: {check:?}");
+            if broken {
+                continue;
+            }
+            let check = check.unwrap();
+            assert_eq!(check.reachable_nodes, nc, "{name}");
+
+            let mut queries: Vec<IpAddr> = Vec::new();
+            let mut offsets = Vec::new();
+            let options = maxminddb::WithinOptions::default().include_aliased_networks();
+            for item in reader.networks(options).unwrap() {
+                let item = item.unwrap();
+                offsets.extend(item.offset());
+                let net = item.network().unwrap();
+                queries.extend([net.network(), net.broadcast()]);
+            }
+            offsets.sort_unstable();
+            offsets.dedup();
+            assert_eq!(check.data_offsets, offsets, "{name}");
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for _ in 0..500 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                queries.push(IpAddr::V4((x as u32).into()));
+                queries.push(IpAddr::V6((u128::from(x) << 64 | u128::from(x >> 3)).into()));
+            }
+            for ip in queries {
+                let mut forms = vec![ip];
+                if let IpAddr::V6(v6) = ip {
+                    let bits = u128::from(v6);
+                    if bits >> 32 == 0 || bits >> 32 == 0xFFFF {
+                        forms.push(IpAddr::V4((bits as u32).into()));
+                    }
+                }
+                for ip in forms {
+                    let theirs = reader.lookup(ip);
+                    let ours = tree.lookup(ip);
+                    let (Ok(theirs), Ok(ours)) = (theirs, ours) else {
+                        // Only an IPv6 query against an IPv4 tree fails, on both sides
+                        // (maxminddb also refuses IPv4-mapped ones, which we answer).
+                        assert!(v == 4 && ip.is_ipv6(), "{name} {ip}");
+                        continue;
+                    };
+                    assert_eq!(ours.map(|h| h.data_offset), theirs.offset(), "{name} {ip}");
+                    if let (Some(hit), Ok(net)) = (ours, theirs.network()) {
+                        if net.is_ipv4() == ip.is_ipv4() {
+                            assert_eq!(hit.depth, net.prefix(), "{name} {ip}");
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked}");
+    }
+
+    #[test]
+    fn corpus_known_answers() {
+        let file = std::fs::read(format!("{CORPUS}/MaxMind-DB-test-ipv4-28.mmdb")).unwrap();
+        let (tree_len, _, nc, rs, v) = split_mmdb(&file).unwrap();
+        let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+        let depth = |s: &str| tree.lookup(s.parse().unwrap()).unwrap().map(|h| h.depth);
+        // 1.1.1.1/32, 1.1.1.2/31, 1.1.1.4/30, 1.1.1.8/29, 1.1.1.16/28, 1.1.1.32/32.
+        assert_eq!(depth("1.1.1.1"), Some(32));
+        assert_eq!(depth("1.1.1.3"), Some(31));
+        assert_eq!(depth("1.1.1.7"), Some(30));
+        assert_eq!(depth("1.1.1.15"), Some(29));
+        assert_eq!(depth("1.1.1.31"), Some(28));
+        assert_eq!(depth("1.1.1.32"), Some(32));
+        assert_eq!(depth("1.1.1.33"), None);
+        assert_eq!(depth("::ffff:1.1.1.3"), Some(31));
+        assert!(tree.lookup("::1.1.1.3".parse().unwrap()).is_err());
+
+        // IPv4 lookups in an IPv6 tree without IPv4 data stop above the IPv4 subtree.
+        let file = std::fs::read(format!("{CORPUS}/MaxMind-DB-no-ipv4-search-tree.mmdb")).unwrap();
+        let (tree_len, _, nc, rs, v) = split_mmdb(&file).unwrap();
+        let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+        let hit = tree.lookup("1.1.1.1".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(hit.depth, 0);
+    }
+
+    // ---- damaged trees ----
+
+    /// A 24-bit tree from raw records.
+    fn tree24(records: &[[u32; 2]]) -> Vec<u8> {
+        records
+            .iter()
+            .flat_map(|r| {
+                let (l, r) = (r[0].to_be_bytes(), r[1].to_be_bytes());
+                [l[1], l[2], l[3], r[1], r[2], r[3]]
+            })
+            .collect()
+    }
+
+    fn corrupt_offset(e: Error) -> u64 {
+        match e {
+            Error::Corrupt { offset, .. } => offset,
+            other => panic!("expected Corrupt, got {other}"),
+        }
+    }
+
+    #[test]
+    fn new_rejects_bad_shapes() {
+        let bytes = tree24(&[[1, 1]]);
+        assert!(SearchTree::new(&bytes, 1, 24, 4).is_ok());
+        assert!(SearchTree::new(&bytes, 2, 24, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 28, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 20, 4).is_err());
+        assert!(SearchTree::new(&bytes, 1, 24, 5).is_err());
+        assert!(SearchTree::new(&[], 0, 24, 4).is_err());
+    }
+
+    #[test]
+    fn record_into_separator_is_an_error() {
+        // Node 0: left -> data offset 0 (record 17), right -> record 5, inside the separator.
+        let bytes = tree24(&[[17, 5]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert_eq!(tree.lookup("1.0.0.0".parse().unwrap()).unwrap().unwrap().data_offset, 0);
+        let err = tree.lookup("128.0.0.0".parse().unwrap()).unwrap_err();
+        assert_eq!(corrupt_offset(err), 3);
+        assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
+        // In an IPv6 tree, the same record met on the way to the IPv4 subtree.
+        let bytes = tree24(&[[5, 1]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 6).unwrap();
+        assert_eq!(corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()), 0);
+    }
+
+    #[test]
+    fn data_past_the_data_section_fails_check() {
+        let bytes = tree24(&[[1 + 16 + 9, 1 + 16 + 10]]);
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
+        assert_eq!(tree.check(11).unwrap().data_offsets, vec![9, 10]);
+    }
+
+    #[test]
+    fn cycles_and_overlong_paths_are_errors() {
+        // Node 1 points back at the root: lookups run out of bits, check sees a long path.
+        let bytes = tree24(&[[1, 2], [0, 2]]);
+        let tree = SearchTree::new(&bytes, 2, 24, 4).unwrap();
+        assert!(tree.lookup("0.0.0.0".parse().unwrap()).is_err());
+        assert!(tree.check(0).is_err());
+        let tree6 = SearchTree::new(&bytes, 2, 24, 6).unwrap();
+        assert!(tree6.lookup("::".parse().unwrap()).is_err());
+        assert!(tree6.lookup("0.0.0.0".parse().unwrap()).is_err());
+        assert!(tree6.check(0).is_err());
+        // A chain of 32 nodes is as deep as an IPv4 tree can be; 33 is too deep.
+        for (n, ok) in [(32u32, true), (33, false)] {
+            let mut recs: Vec<[u32; 2]> = (1..n).map(|i| [i, n]).collect();
+            recs.push([n, n + 16]);
+            let bytes = tree24(&recs);
+            let tree = SearchTree::new(&bytes, n, 24, 4).unwrap();
+            assert_eq!(tree.check(1).is_ok(), ok, "{n}");
+            assert_eq!(tree.lookup("0.0.0.0".parse().unwrap()).is_ok(), ok, "{n}");
+            assert_eq!(tree.lookup("128.0.0.1".parse().unwrap()).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn shared_nodes_are_checked_on_every_path() {
+        // Node 3 (a 30-node chain, 31 bits tall) is reached from depth 1 and from depth 2:
+        // only the second path is too long for an IPv4 tree. The first DFS visit is the
+        // shallow one, so only the shared-height pass can see it.
+        let chain = 30;
+        let nc = 3 + chain;
+        let mut recs = vec![[1, 3], [2, nc], [3, nc]];
+        for i in 0..chain {
+            let next = if i + 1 == chain { nc + 16 } else { 4 + i };
+            recs.push([next, nc]);
+        }
+        let bytes = tree24(&recs);
+        let tree = SearchTree::new(&bytes, nc, 24, 4).unwrap();
+        let err = tree.check(1).unwrap_err();
+        assert!(err.to_string().contains("longer than the 32-bit"), "{err}");
+        // The same shape with one level less is fine, and nodes count once.
+        let nc = 3 + chain - 1;
+        let mut recs = vec![[1, 3], [2, nc], [3, nc]];
+        for i in 0..chain - 1 {
+            let next = if i + 2 == chain { nc + 16 } else { 4 + i };
+            recs.push([next, nc]);
+        }
+        let bytes = tree24(&recs);
+        let tree = SearchTree::new(&bytes, nc, 24, 4).unwrap();
+        assert_eq!(tree.check(1).unwrap().reachable_nodes, nc);
+    }
+
+    #[test]
+    fn unreachable_node_is_reported() {
+        let bytes = tree24(&[[1, 3], [3, 3], [3, 3]]);
+        let tree = SearchTree::new(&bytes, 3, 24, 4).unwrap();
+        let err = tree.check(0).unwrap_err();
+        assert_eq!(corrupt_offset(err), 12);
+    }
+
+    #[test]
+    fn node_index_beyond_a_24_bit_record_cannot_be_read_out_of_bounds() {
+        // node_count larger than the records can address: every record is a node index.
+        let bytes = vec![0xFF; 6];
+        let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
+        assert!(tree.lookup("1.2.3.4".parse().unwrap()).unwrap().is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Garbage in: every call returns, no panic.
+        #[test]
+        fn random_bytes_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+            record_size in prop::sample::select(vec![24u16, 28, 32, 20]),
+            ip_version in prop::sample::select(vec![4u16, 6, 5]),
+            node_count_hint in any::<u32>(),
+            exact_len in any::<bool>(),
+            queries in prop::collection::vec(any::<u128>(), 8),
+            data_len in 0usize..64,
+        ) {
+            let node_bytes = usize::from(record_size / 4);
+            let node_count = if exact_len {
+                (bytes.len() / node_bytes.max(1)) as u32
+            } else {
+                node_count_hint % 100
+            };
+            let bytes = if exact_len { &bytes[..node_count as usize * node_bytes] } else { &bytes[..] };
+            if let Ok(tree) = SearchTree::new(bytes, node_count, record_size, ip_version) {
+                let checked = tree.check(data_len).is_ok();
+                for q in queries {
+                    for ip in [IpAddr::V6(q.into()), IpAddr::V4((q as u32).into())] {
+                        let result = tree.lookup(ip);
+                        if checked && (ip.is_ipv4() || ip_version == 6) {
+                            let hit = result.unwrap();
+                            prop_assert!(hit.is_none_or(|h| h.data_offset < data_len));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// A damaged built tree: whatever `check` accepts answers every lookup without error
+        /// and inside the data section, and records pointing past the data are caught.
+        #[test]
+        fn flipped_bytes_are_caught_or_harmless(
+            nets in prop::collection::vec((any::<u32>(), 8u8..=32), 1..30),
+            record_size in prop::sample::select(vec![24u16, 28, 32]),
+            version in prop::sample::select(vec![4u16, 6]),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+            queries in prop::collection::vec(any::<u128>(), 16),
+        ) {
+            let inserted: Vec<(Net, u32)> =
+                nets.iter().enumerate().map(|(i, &(a, l))| (Net::V4(a, l), i as u32)).collect();
+            let data_len = nets.len();
+            let mut built = build(version, &inserted, Some(record_size), data_len, KeepDuplicate::First);
+            for (at, xor) in flips {
+                let i = at.index(built.bytes.len());
+                built.bytes[i] ^= xor;
+            }
+            let tree = view(&built);
+            let checked = tree.check(data_len);
+            let queries = queries.iter().flat_map(|&q| {
+                [IpAddr::V4((q as u32).into()), IpAddr::V6(q.into())]
+            });
+            for ip in queries {
+                let result = tree.lookup(ip);
+                if checked.is_ok() && (version == 6 || ip.is_ipv4()) {
+                    let hit = result.unwrap();
+                    prop_assert!(hit.is_none_or(|h| h.data_offset < data_len));
+                }
+            }
+            // Point some record past the data section: check must say so.
+            let node = (queries_len_hint(&built) % built.node_count as usize) as u32;
+            let past = built.node_count + 16 + data_len as u32 + 5;
+            let mut bytes = built.bytes.clone();
+            set_record(&mut bytes, record_size, node, 1, past);
+            let damaged = SearchTree::new(&bytes, built.node_count, record_size, version).unwrap();
+            prop_assert!(damaged.check(data_len).is_err());
+        }
+    }
+
+    fn queries_len_hint(built: &crate::mmdb::tree_builder::BuiltTree) -> usize {
+        built.bytes.iter().map(|&b| b as usize).sum()
+    }
+
+    fn set_record(bytes: &mut [u8], record_size: u16, node: u32, side: u32, value: u32) {
+        let node_bytes = usize::from(record_size / 4);
+        let n = &mut bytes[node as usize * node_bytes..][..node_bytes];
+        let v = value.to_be_bytes();
+        match (record_size, side) {
+            (24, 0) => n[..3].copy_from_slice(&v[1..]),
+            (24, _) => n[3..].copy_from_slice(&v[1..]),
+            (28, 0) => {
+                n[..3].copy_from_slice(&v[1..]);
+                n[3] = (n[3] & 0x0F) | (v[0] << 4);
+            }
+            (28, _) => {
+                n[4..].copy_from_slice(&v[1..]);
+                n[3] = (n[3] & 0xF0) | (v[0] & 0x0F);
+            }
+            (_, 0) => n[..4].copy_from_slice(&v),
+            (_, _) => n[4..].copy_from_slice(&v),
+        }
+    }
+}
