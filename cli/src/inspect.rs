@@ -60,7 +60,7 @@ fn to_json(file: &str, info: &DatabaseInfo) -> serde_json::Value {
         "ip_version": info.ip_version,
         "record_size": info.record_size,
         "node_count": info.node_count,
-        "match_mode": match_mode_name(info.match_mode),
+        "match_mode": info.match_mode.as_str(),
         "ip_count": info.ip_count,
         "literal_count": info.literal_count,
         "glob_count": info.glob_count,

@@ -313,7 +313,7 @@ fn build_options_case_insensitive_duplicates_and_metadata() {
     let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(info["database_type"], "acme-threats");
     assert_eq!(info["description"]["en"], "ACME feed");
-    assert_eq!(info["match_mode"], "case-insensitive");
+    assert_eq!(info["match_mode"], "case_insensitive");
 
     build_ok(&[&feed], &db, &["--on-duplicate", "first"]);
     let (_, answers) = query(&db, &["evil.com", "Evil.COM"]);
@@ -494,7 +494,7 @@ fn inspect_json_and_table() {
     assert_eq!(info["literal_count"], 2);
     assert_eq!(info["glob_count"], 2);
     assert_eq!(info["ip_version"], 6);
-    assert_eq!(info["match_mode"], "case-sensitive");
+    assert_eq!(info["match_mode"], "case_sensitive");
     assert_eq!(
         info["file_size"].as_u64().unwrap(),
         std::fs::metadata(&db).unwrap().len()
