@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use matchy::{Database, DataValue, DatabaseBuilder};
+use matchy::{DataValue, Database, DatabaseBuilder};
 
 struct Rng(u64);
 impl Rng {
@@ -34,17 +34,34 @@ fn bench_dir() -> PathBuf {
 }
 
 fn country(i: u64) -> DataValue {
-    let code = format!("{}{}", (b'A' + (i % 26) as u8) as char, (b'A' + (i / 26 % 26) as u8) as char);
+    let code = format!(
+        "{}{}",
+        (b'A' + (i % 26) as u8) as char,
+        (b'A' + (i / 26 % 26) as u8) as char
+    );
     let names = ["de", "en", "es", "fr", "ja", "pt-BR", "ru", "zh-CN"]
         .iter()
-        .map(|l| (l.to_string(), DataValue::String(format!("Country {code} ({l})"))))
+        .map(|l| {
+            (
+                l.to_string(),
+                DataValue::String(format!("Country {code} ({l})")),
+            )
+        })
         .collect();
     DataValue::Map(vec![
         (
             "continent".into(),
             DataValue::Map(vec![
-                ("code".into(), DataValue::String(["AF", "AS", "EU", "NA", "SA", "OC"][(i % 6) as usize].into())),
-                ("geoname_id".into(), DataValue::Uint32(6_255_146 + (i % 6) as u32)),
+                (
+                    "code".into(),
+                    DataValue::String(
+                        ["AF", "AS", "EU", "NA", "SA", "OC"][(i % 6) as usize].into(),
+                    ),
+                ),
+                (
+                    "geoname_id".into(),
+                    DataValue::Uint32(6_255_146 + (i % 6) as u32),
+                ),
             ]),
         ),
         (
@@ -65,17 +82,26 @@ fn synthetic_country() -> PathBuf {
         return path;
     }
     let mut b = DatabaseBuilder::new();
-    b.on_duplicate(matchy::DuplicatePolicy::Last).database_type("GeoLite2-Country");
+    b.on_duplicate(matchy::DuplicatePolicy::Last)
+        .database_type("GeoLite2-Country");
     let mut r = Rng(42);
     for _ in 0..330_000 {
         let a = r.next() as u32;
         let len = 12 + (r.next() % 13) as u8;
-        b.add(&format!("{}/{len}", std::net::Ipv4Addr::from(a)), country(r.next() % 250)).unwrap();
+        b.add(
+            &format!("{}/{len}", std::net::Ipv4Addr::from(a)),
+            country(r.next() % 250),
+        )
+        .unwrap();
     }
     for _ in 0..60_000 {
         let a = (0x2000u128 << 112) | (u128::from(r.next()) << 64);
         let len = 20 + (r.next() % 29) as u8;
-        b.add(&format!("{}/{len}", std::net::Ipv6Addr::from(a)), country(r.next() % 250)).unwrap();
+        b.add(
+            &format!("{}/{len}", std::net::Ipv6Addr::from(a)),
+            country(r.next() % 250),
+        )
+        .unwrap();
     }
     b.write_to(&path).unwrap();
     path
@@ -83,7 +109,9 @@ fn synthetic_country() -> PathBuf {
 
 fn ip_queries(n: usize) -> Vec<IpAddr> {
     let mut r = Rng(7);
-    (0..n).map(|_| IpAddr::V4((r.next() as u32).into())).collect()
+    (0..n)
+        .map(|_| IpAddr::V4((r.next() as u32).into()))
+        .collect()
 }
 
 fn bench_ip(c: &mut Criterion) {
@@ -120,7 +148,10 @@ fn bench_ip(c: &mut Criterion) {
                 let mut n = 0;
                 for &q in &queries {
                     let r = reader.lookup(q).unwrap();
-                    let path = [maxminddb::PathElement::Key("country"), maxminddb::PathElement::Key("iso_code")];
+                    let path = [
+                        maxminddb::PathElement::Key("country"),
+                        maxminddb::PathElement::Key("iso_code"),
+                    ];
                     if let Ok(Some(s)) = r.decode_path::<&str>(&path) {
                         n += s.len();
                     }
@@ -150,7 +181,11 @@ fn string_db(name: &str, keys: &[String]) -> Database {
     if !path.exists() {
         let mut b = DatabaseBuilder::new();
         for (i, k) in keys.iter().enumerate() {
-            b.add(k, DataValue::Map(vec![("id".into(), DataValue::Uint32(i as u32 % 1000))])).unwrap();
+            b.add(
+                k,
+                DataValue::Map(vec![("id".into(), DataValue::Uint32(i as u32 % 1000))]),
+            )
+            .unwrap();
         }
         b.write_to(&path).unwrap();
     }
@@ -159,13 +194,19 @@ fn string_db(name: &str, keys: &[String]) -> Database {
 
 fn bench_strings(c: &mut Criterion) {
     let mut r = Rng(99);
-    let literals: Vec<String> = (0..1_000_000).map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97)).collect();
+    let literals: Vec<String> = (0..1_000_000)
+        .map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97))
+        .collect();
     let db = string_db("literals-1m.mxy", &literals);
     // 50% hits: every other query is a key, the rest are near misses.
     let queries: Vec<String> = (0..1 << 16)
         .map(|i| {
             let k = &literals[(r.next() % literals.len() as u64) as usize];
-            if i % 2 == 0 { k.clone() } else { format!("{k}.miss") }
+            if i % 2 == 0 {
+                k.clone()
+            } else {
+                format!("{k}.miss")
+            }
         })
         .collect();
     let mut g = c.benchmark_group("literal/1M");
@@ -181,13 +222,19 @@ fn bench_strings(c: &mut Criterion) {
     });
     g.finish();
 
-    let suffix: Vec<String> = (0..100_000).map(|i| format!("*.d{i}.{}", ["com", "net", "org", "io"][i % 4])).collect();
+    let suffix: Vec<String> = (0..100_000)
+        .map(|i| format!("*.d{i}.{}", ["com", "net", "org", "io"][i % 4]))
+        .collect();
     let db = string_db("globs-suffix-100k.mxy", &suffix);
     let queries: Vec<String> = (0..1 << 14)
         .map(|i| {
             let k = (r.next() % 100_000) as usize;
             let tld = ["com", "net", "org", "io"][k % 4];
-            if i % 2 == 0 { format!("www.d{k}.{tld}") } else { format!("www.x{k}.{tld}") }
+            if i % 2 == 0 {
+                format!("www.d{k}.{tld}")
+            } else {
+                format!("www.x{k}.{tld}")
+            }
         })
         .collect();
     let mut g = c.benchmark_group("glob/100K-suffix");
@@ -245,7 +292,9 @@ fn bench_strings(c: &mut Criterion) {
 
 fn bench_open(c: &mut Criterion) {
     let path = synthetic_country();
-    c.bench_function("open/synthetic-country", |b| b.iter(|| black_box(Database::from(&path).open().unwrap())));
+    c.bench_function("open/synthetic-country", |b| {
+        b.iter(|| black_box(Database::from(&path).open().unwrap()))
+    });
 }
 
 criterion_group! {

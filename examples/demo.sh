@@ -8,7 +8,7 @@ cargo build -q --release -p matchy-cli
 matchy=target/release/matchy
 $matchy build examples/threats.csv -o "$out/threats.mxy"
 $matchy validate "$out/threats.mxy" --level strict
-for q in 10.1.2.3 2001:db8:bad::1 evil.com www.evil.com malware7.exe; do
+for q in 10.1.2.3 2001:db8:bad::1 evil.com www.evil.com mal-ware7.exe; do
   echo "\$ matchy query threats.mxy $q"
   $matchy query "$out/threats.mxy" "$q"
 done

@@ -113,7 +113,8 @@ impl DatabaseBuilder {
     /// A description in `language` (e.g. `"en"`); the language is added to `languages`.
     pub fn description(&mut self, language: &str, text: &str) -> &mut Self {
         self.description.retain(|(l, _)| l != language);
-        self.description.push((language.to_string(), text.to_string()));
+        self.description
+            .push((language.to_string(), text.to_string()));
         if !self.languages.iter().any(|l| l == language) {
             self.languages.push(language.to_string());
         }
@@ -126,7 +127,7 @@ impl DatabaseBuilder {
     }
 
     /// Fix the build timestamp (seconds since the epoch). Without it, `SOURCE_DATE_EPOCH` is
-    /// used when set, else the current time.
+    /// used when set, else the current time. 0 is written as 1 (libmaxminddb refuses 0).
     pub fn build_epoch(&mut self, epoch: u64) -> &mut Self {
         self.build_epoch = Some(epoch);
         self
@@ -172,12 +173,14 @@ impl DatabaseBuilder {
         })?;
         let fold = self.match_mode.folds();
         match entry {
-            Entry::Ip { addr: IpAddr::V4(a), prefix_len } => {
-                self.v4.push((u32::from(a), prefix_len, offset, id))
-            }
-            Entry::Ip { addr: IpAddr::V6(a), prefix_len } => {
-                self.v6.push((u128::from(a), prefix_len, offset, id))
-            }
+            Entry::Ip {
+                addr: IpAddr::V4(a),
+                prefix_len,
+            } => self.v4.push((u32::from(a), prefix_len, offset, id)),
+            Entry::Ip {
+                addr: IpAddr::V6(a),
+                prefix_len,
+            } => self.v6.push((u128::from(a), prefix_len, offset, id)),
             Entry::Literal(s) => {
                 self.literals
                     .get_or_insert_with(|| LiteralTableBuilder::new(fold))
@@ -249,6 +252,10 @@ impl DatabaseBuilder {
         };
         let (literals, literal_count) = match self.literals {
             Some(b) => {
+                let keep = match keep {
+                    KeepDuplicate::First => crate::literal::KeepDuplicate::First,
+                    KeepDuplicate::Last => crate::literal::KeepDuplicate::Last,
+                };
                 let (bytes, dups) = b.finish(keep)?;
                 (Some(bytes), finish_strings(dups, self.literals_added))
             }
@@ -256,6 +263,10 @@ impl DatabaseBuilder {
         };
         let (globs, glob_count) = match self.globs {
             Some(b) => {
+                let keep = match keep {
+                    KeepDuplicate::First => crate::glob::index::KeepDuplicate::First,
+                    KeepDuplicate::Last => crate::glob::index::KeepDuplicate::Last,
+                };
                 let (bytes, dups) = b.finish(keep)?;
                 (Some(bytes), finish_strings(dups, self.globs_added))
             }
@@ -283,7 +294,11 @@ impl DatabaseBuilder {
                 duplicates.len(),
                 if duplicates.len() == 1 { "y" } else { "ies" },
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() },
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
             )));
         }
 
@@ -332,12 +347,23 @@ impl DatabaseBuilder {
             sections,
         };
 
-        let epoch = self.build_epoch.unwrap_or_else(build_epoch_now);
+        // libmaxminddb refuses a build_epoch of 0 ("invalid metadata"), and SOURCE_DATE_EPOCH=0 is
+        // common in reproducible builds: write it as 1.
+        let epoch = self.build_epoch.unwrap_or_else(build_epoch_now).max(1);
         let mut meta = vec![
-            ("binary_format_major_version".to_string(), DataValue::Uint16(2)),
-            ("binary_format_minor_version".to_string(), DataValue::Uint16(0)),
+            (
+                "binary_format_major_version".to_string(),
+                DataValue::Uint16(2),
+            ),
+            (
+                "binary_format_minor_version".to_string(),
+                DataValue::Uint16(0),
+            ),
             ("build_epoch".to_string(), DataValue::Uint64(epoch)),
-            ("database_type".to_string(), DataValue::String(self.database_type)),
+            (
+                "database_type".to_string(),
+                DataValue::String(self.database_type),
+            ),
             (
                 "description".to_string(),
                 DataValue::Map(
@@ -353,11 +379,17 @@ impl DatabaseBuilder {
                 DataValue::Array(self.languages.into_iter().map(DataValue::String).collect()),
             ),
             ("node_count".to_string(), DataValue::Uint32(tree.node_count)),
-            ("record_size".to_string(), DataValue::Uint16(tree.record_size)),
+            (
+                "record_size".to_string(),
+                DataValue::Uint16(tree.record_size),
+            ),
             (format::MATCHY_KEY.to_string(), dir.to_value()),
             // Placeholder with all four bytes set so the encoder writes a 4-byte uint32; the
             // real CRC replaces those bytes (the file's last four) below.
-            (format::FILE_CRC_KEY.to_string(), DataValue::Uint32(u32::MAX)),
+            (
+                format::FILE_CRC_KEY.to_string(),
+                DataValue::Uint32(u32::MAX),
+            ),
         ];
         let mut meta_bytes = Vec::with_capacity(1024);
         meta_bytes.extend_from_slice(METADATA_MARKER);
@@ -453,13 +485,22 @@ impl TempFile {
         };
         let name = dest
             .file_name()
-            .ok_or_else(|| Error::io(dest, io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?
+            .ok_or_else(|| {
+                Error::io(
+                    dest,
+                    io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
+                )
+            })?
             .to_string_lossy()
             .into_owned();
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(file) => {
                     return Ok(TempFile {
                         path,

@@ -52,7 +52,11 @@ enum Source<'a> {
     Text(&'a str),
     /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
     /// `depth` the tree depth of the hit in bits of the query's family.
-    Net { query: IpAddr, code: u8, depth: u8 },
+    Net {
+        query: IpAddr,
+        code: u8,
+        depth: u8,
+    },
 }
 
 /// One matching entry: its kind, the entry as inserted, and its data. Borrows the database.
@@ -75,7 +79,9 @@ impl<'a> Match<'a> {
         match self.source {
             Source::Text(s) => Cow::Borrowed(s),
             Source::Net { .. } => {
-                let (addr, len) = self.network().unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+                let (addr, len) = self
+                    .network()
+                    .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
                 Cow::Owned(format!("{addr}/{len}"))
             }
         }
@@ -163,7 +169,8 @@ impl<'a> Matches<'a> {
 
 impl<'a> IntoIterator for Matches<'a> {
     type Item = Match<'a>;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<Match<'a>>, std::vec::IntoIter<Match<'a>>>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<Match<'a>>, std::vec::IntoIter<Match<'a>>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.into_iter().chain(self.rest)
     }
@@ -171,7 +178,8 @@ impl<'a> IntoIterator for Matches<'a> {
 
 impl<'m, 'a> IntoIterator for &'m Matches<'a> {
     type Item = &'m Match<'a>;
-    type IntoIter = std::iter::Chain<std::option::Iter<'m, Match<'a>>, std::slice::Iter<'m, Match<'a>>>;
+    type IntoIter =
+        std::iter::Chain<std::option::Iter<'m, Match<'a>>, std::slice::Iter<'m, Match<'a>>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.iter().chain(self.rest.iter())
     }
@@ -216,14 +224,14 @@ impl OpenOptions {
         // replaced by rename, never modified in place (documented in the README); every read of
         // the mapping is bounds-checked against its length, so no read leaves the mapping.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&self.path, e))?;
-        Database::with_backing(Backing::Mapped(map), Some(self.path))
-            .map_err(|e| match e {
-                Error::Corrupt { offset, what } => Error::Corrupt {
-                    offset,
-                    what: format!("{}: {what}", self.path.display()),
-                },
-                other => other,
-            })
+        let shown = self.path.display().to_string();
+        Database::with_backing(Backing::Mapped(map), Some(self.path)).map_err(|e| match e {
+            Error::Corrupt { offset, what } => Error::Corrupt {
+                offset,
+                what: format!("{shown}: {what}"),
+            },
+            other => other,
+        })
     }
 }
 
@@ -292,7 +300,8 @@ impl Database {
         // which does not move when `backing` moves and is neither freed nor written while the
         // Database lives. The 'static views are only handed out re-borrowed for `&self`
         // (see `views`), and the field order drops them before `backing`.
-        let file: &'static [u8] = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let file: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let (views, info) = open_views(file)?;
         Ok(Database {
             views,
@@ -447,16 +456,33 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
         ));
     }
     let tree_bytes = &file[..tree_size as usize];
-    let tree = SearchTree::new(tree_bytes, meta.node_count, meta.record_size, meta.ip_version)?;
+    let tree = SearchTree::new(
+        tree_bytes,
+        meta.node_count,
+        meta.record_size,
+        meta.ip_version,
+    )?;
     let directory = Directory::from_metadata(meta.map, marker)?;
     let data_offset = tree_size + 16;
     let (data, prefixes, literals, globs, fold) = match &directory {
-        None => (&file[data_offset as usize..marker], &[][..], None, None, false),
+        None => (
+            &file[data_offset as usize..marker],
+            &[][..],
+            None,
+            None,
+            false,
+        ),
         Some(dir) => {
             let d = dir.section(format::SECTION_DATA).ok_or_else(|| {
-                Error::corrupt(marker, "metadata key \"matchy\": no \"data\" section listed")
+                Error::corrupt(
+                    marker,
+                    "metadata key \"matchy\": no \"data\" section listed",
+                )
             })?;
-            let data_end = d.offset.checked_add(d.length).filter(|&e| e <= marker as u64);
+            let data_end = d
+                .offset
+                .checked_add(d.length)
+                .filter(|&e| e <= marker as u64);
             let Some(data_end) = data_end.filter(|_| d.offset == data_offset) else {
                 return Err(Error::corrupt(
                     d.offset,
@@ -471,7 +497,8 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
                 .unwrap_or(&[]);
             if !prefixes.is_empty() && prefixes.len() as u64 != u64::from(meta.node_count) * 2 {
                 return Err(Error::corrupt(
-                    dir.section(format::SECTION_IP_PREFIXES).map_or(0, |s| s.offset),
+                    dir.section(format::SECTION_IP_PREFIXES)
+                        .map_or(0, |s| s.offset),
                     format!(
                         "ip_prefixes section has {} bytes, expected 2 per tree node ({})",
                         prefixes.len(),
@@ -479,12 +506,16 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
                     ),
                 ));
             }
-            let literals = match section_bytes(file, dir, format::SECTION_LITERALS, data_end, marker)? {
-                Some(b) => Some(LiteralTable::new(b, fold).map_err(|e| {
-                    e.at_base(dir.section(format::SECTION_LITERALS).map_or(0, |s| s.offset))
-                })?),
-                None => None,
-            };
+            let literals =
+                match section_bytes(file, dir, format::SECTION_LITERALS, data_end, marker)? {
+                    Some(b) => Some(LiteralTable::new(b, fold).map_err(|e| {
+                        e.at_base(
+                            dir.section(format::SECTION_LITERALS)
+                                .map_or(0, |s| s.offset),
+                        )
+                    })?),
+                    None => None,
+                };
             let globs = match section_bytes(file, dir, format::SECTION_GLOBS, data_end, marker)? {
                 Some(b) => Some(GlobIndex::new(b, fold).map_err(|e| {
                     e.at_base(dir.section(format::SECTION_GLOBS).map_or(0, |s| s.offset))
@@ -501,7 +532,11 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
         }
     };
     let info = DatabaseInfo {
-        format: if directory.is_some() { "matchy" } else { "mmdb" },
+        format: if directory.is_some() {
+            "matchy"
+        } else {
+            "mmdb"
+        },
         database_type: meta.database_type.to_string(),
         description: meta
             .description
@@ -513,7 +548,11 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
         ip_version: meta.ip_version,
         record_size: meta.record_size,
         node_count: meta.node_count,
-        match_mode: if fold { MatchMode::CaseInsensitive } else { MatchMode::CaseSensitive },
+        match_mode: if fold {
+            MatchMode::CaseInsensitive
+        } else {
+            MatchMode::CaseSensitive
+        },
         ip_count: directory.as_ref().map(|d| d.ip_count),
         literal_count: directory.as_ref().map(|d| d.literal_count),
         glob_count: directory.as_ref().map(|d| d.glob_count),
@@ -521,7 +560,10 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
         tree_size,
         data_section_size: data.len() as u64,
         metadata_offset: marker as u64,
-        sections: directory.as_ref().map(|d| d.sections.clone()).unwrap_or_default(),
+        sections: directory
+            .as_ref()
+            .map(|d| d.sections.clone())
+            .unwrap_or_default(),
     };
     Ok((
         Views {

@@ -55,12 +55,20 @@ pub(crate) fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -115,27 +123,61 @@ mod tests {
         assert_eq!(parse_entry("1.2.3.4").unwrap(), ip("1.2.3.4", 32));
         assert_eq!(parse_entry("10.1.2.3/8").unwrap(), ip("10.0.0.0", 8));
         assert_eq!(parse_entry("2001:db8::1/32").unwrap(), ip("2001:db8::", 32));
-        assert_eq!(parse_entry("::ffff:1.2.3.4").unwrap(), ip("::ffff:1.2.3.4", 128));
-        assert_eq!(parse_entry("*.evil.com").unwrap(), Entry::Glob("*.evil.com".into()));
-        assert_eq!(parse_entry("mal?ware[0-9].exe").unwrap(), Entry::Glob("mal?ware[0-9].exe".into()));
-        assert_eq!(parse_entry("evil.com").unwrap(), Entry::Literal("evil.com".into()));
+        assert_eq!(
+            parse_entry("::ffff:1.2.3.4").unwrap(),
+            ip("::ffff:1.2.3.4", 128)
+        );
+        assert_eq!(
+            parse_entry("*.evil.com").unwrap(),
+            Entry::Glob("*.evil.com".into())
+        );
+        assert_eq!(
+            parse_entry("mal?ware[0-9].exe").unwrap(),
+            Entry::Glob("mal?ware[0-9].exe".into())
+        );
+        assert_eq!(
+            parse_entry("evil.com").unwrap(),
+            Entry::Literal("evil.com".into())
+        );
         // A broken glob is a literal, as is an escaped wildcard.
         assert_eq!(parse_entry("[abc").unwrap(), Entry::Literal("[abc".into()));
-        assert_eq!(parse_entry(r"a\*b").unwrap(), Entry::Literal(r"a\*b".into()));
+        assert_eq!(
+            parse_entry(r"a\*b").unwrap(),
+            Entry::Literal(r"a\*b".into())
+        );
         // Not CIDRs: bad lengths, leading zeros.
-        assert_eq!(parse_entry("1.2.3.4/33").unwrap(), Entry::Literal("1.2.3.4/33".into()));
-        assert_eq!(parse_entry("1.2.3.4/+8").unwrap(), Entry::Literal("1.2.3.4/+8".into()));
-        assert_eq!(parse_entry("01.2.3.4").unwrap(), Entry::Literal("01.2.3.4".into()));
+        assert_eq!(
+            parse_entry("1.2.3.4/33").unwrap(),
+            Entry::Literal("1.2.3.4/33".into())
+        );
+        assert_eq!(
+            parse_entry("1.2.3.4/+8").unwrap(),
+            Entry::Literal("1.2.3.4/+8".into())
+        );
+        assert_eq!(
+            parse_entry("01.2.3.4").unwrap(),
+            Entry::Literal("01.2.3.4".into())
+        );
     }
 
     #[test]
     fn prefixes_force_the_kind() {
-        assert_eq!(parse_entry("literal:1.2.3.4").unwrap(), Entry::Literal("1.2.3.4".into()));
-        assert_eq!(parse_entry("literal:*.com").unwrap(), Entry::Literal("*.com".into()));
+        assert_eq!(
+            parse_entry("literal:1.2.3.4").unwrap(),
+            Entry::Literal("1.2.3.4".into())
+        );
+        assert_eq!(
+            parse_entry("literal:*.com").unwrap(),
+            Entry::Literal("*.com".into())
+        );
         assert_eq!(parse_entry("glob:abc").unwrap(), Entry::Glob("abc".into()));
         assert_eq!(parse_entry("ip:10.0.0.0/8").unwrap(), ip("10.0.0.0", 8));
-        assert!(parse_entry("ip:evil.com").unwrap_err().contains("not an IP"));
-        assert!(parse_entry("glob:[abc").unwrap_err().contains("invalid glob"));
+        assert!(parse_entry("ip:evil.com")
+            .unwrap_err()
+            .contains("not an IP"));
+        assert!(parse_entry("glob:[abc")
+            .unwrap_err()
+            .contains("invalid glob"));
         assert!(parse_entry("").is_err());
         assert!(parse_entry("literal:").is_err());
     }

@@ -114,7 +114,8 @@ impl Directory {
         let Some(m) = map.get(&[MATCHY_KEY])? else {
             return Ok(None);
         };
-        let bad = |what: String| Error::corrupt(meta_offset, format!("metadata key \"matchy\": {what}"));
+        let bad =
+            |what: String| Error::corrupt(meta_offset, format!("metadata key \"matchy\": {what}"));
         let u64_at = |v: Value<'_>, key: &str| -> Result<u64> {
             v.get(&[key])?
                 .ok_or_else(|| bad(format!("missing {key:?}")))?
@@ -154,7 +155,8 @@ impl Directory {
             sections.push(SectionInfo {
                 offset: u64_at(s, "offset")?,
                 length: u64_at(s, "length")?,
-                crc32: u32::try_from(crc).map_err(|_| bad(format!("section {name}: crc32 {crc} is not 32-bit")))?,
+                crc32: u32::try_from(crc)
+                    .map_err(|_| bad(format!("section {name}: crc32 {crc} is not 32-bit")))?,
                 name,
             });
         }

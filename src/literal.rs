@@ -568,7 +568,10 @@ impl<'a> LiteralTable<'a> {
             (layout.select + layout.select_len, layout.end),
         ] {
             if let Some(at) = section[from..to].iter().position(|&b| b != 0) {
-                return Err(Error::corrupt(from + at, "literal section: padding not zero"));
+                return Err(Error::corrupt(
+                    from + at,
+                    "literal section: padding not zero",
+                ));
             }
         }
 
@@ -665,10 +668,16 @@ impl<'a> LiteralTable<'a> {
             ));
         }
         if max_displacement != self.max_probe {
-            return Err(Error::corrupt(16, "literal section: max probe is not exact"));
+            return Err(Error::corrupt(
+                16,
+                "literal section: max probe is not exact",
+            ));
         }
         if table_slots as u64 != self.home_slots && last_occupied != Some(table_slots - 1) {
-            return Err(Error::corrupt(32, "literal section: table has trailing slots"));
+            return Err(Error::corrupt(
+                32,
+                "literal section: table has trailing slots",
+            ));
         }
         // Walking the pool record by record must visit exactly the marked starts: then the
         // records tile the pool, with no gaps, overlaps or unreferenced bytes.
@@ -677,7 +686,10 @@ impl<'a> LiteralTable<'a> {
         while at < layout.pool_end {
             let bit = at - HEADER_LEN;
             if record_starts[bit / 64] & (1 << (bit % 64)) == 0 {
-                return Err(Error::corrupt(at, "literal pool: bytes not part of any record"));
+                return Err(Error::corrupt(
+                    at,
+                    "literal pool: bytes not part of any record",
+                ));
             }
             let key_len = bytes::u32_le(section, at, "literal record")? as usize;
             at += RECORD_HEADER_LEN + key_len;
@@ -899,7 +911,6 @@ pub mod bench_support {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::bench_support::{bench_key, literal_lookup_setup, Rng};
@@ -907,11 +918,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-    fn build(
-        keys: &[(&str, u32)],
-        fold: bool,
-        keep: KeepDuplicate,
-    ) -> (Vec<u8>, Vec<(u32, u32)>) {
+    fn build(keys: &[(&str, u32)], fold: bool, keep: KeepDuplicate) -> (Vec<u8>, Vec<(u32, u32)>) {
         let mut b = LiteralTableBuilder::new(fold);
         for (id, (key, data)) in keys.iter().enumerate() {
             b.add(key, *data, id as u32);
@@ -1122,9 +1129,19 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error() {
         let (section, _) = small_section(true);
-        assert_eq!(LiteralTable::new(&section, true).unwrap().check(200).unwrap().len(), 43);
+        assert_eq!(
+            LiteralTable::new(&section, true)
+                .unwrap()
+                .check(200)
+                .unwrap()
+                .len(),
+            43
+        );
         for len in 0..section.len() {
-            assert!(LiteralTable::new(&section[..len], true).is_err(), "len {len}");
+            assert!(
+                LiteralTable::new(&section[..len], true).is_err(),
+                "len {len}"
+            );
         }
         let mut longer = section.clone();
         longer.extend_from_slice(&[0; 8]);
@@ -1146,7 +1163,10 @@ mod tests {
             for bit in [0x01u8, 0x10, 0x80] {
                 let mut flipped = section.clone();
                 flipped[at] ^= bit;
-                assert!(!exercise(&flipped, true), "flip {bit:#x} at {at} not caught");
+                assert!(
+                    !exercise(&flipped, true),
+                    "flip {bit:#x} at {at} not caught"
+                );
             }
         }
     }
@@ -1178,7 +1198,10 @@ mod tests {
                 flipped[at] ^= 1 << bit;
                 let crc = crc32fast::hash(&flipped[8..]);
                 flipped[4..8].copy_from_slice(&crc.to_le_bytes());
-                assert!(!exercise(&flipped, true), "flip bit {bit} at {at} not caught");
+                assert!(
+                    !exercise(&flipped, true),
+                    "flip bit {bit} at {at} not caught"
+                );
             }
         }
     }
@@ -1227,19 +1250,33 @@ mod tests {
     #[test]
     fn case_folding_is_ascii_only() {
         let (section, pairs) = build(
-            &[("Evil.COM", 1), ("évil.com", 2), ("ÉVIL.COM", 3), ("evil.com", 4)],
+            &[
+                ("Evil.COM", 1),
+                ("évil.com", 2),
+                ("ÉVIL.COM", 3),
+                ("evil.com", 4),
+            ],
             true,
             KeepDuplicate::Last,
         );
         assert_eq!(pairs, vec![(3, 0)]);
         let table = LiteralTable::new(&section, true).unwrap();
-        let hit = |q: &str| table.lookup(q.as_bytes()).unwrap().map(|h| (h.key, h.data_offset));
+        let hit = |q: &str| {
+            table
+                .lookup(q.as_bytes())
+                .unwrap()
+                .map(|h| (h.key, h.data_offset))
+        };
         assert_eq!(hit("EVIL.com"), Some(("evil.com", 4)));
         assert_eq!(hit("ÉVIL.com"), Some(("ÉVIL.COM", 3)));
         assert_eq!(hit("éVIL.com"), Some(("évil.com", 2)));
         assert_eq!(hit("evil.co"), None);
 
-        let (section, pairs) = build(&[("Evil.COM", 1), ("evil.com", 2)], false, KeepDuplicate::First);
+        let (section, pairs) = build(
+            &[("Evil.COM", 1), ("evil.com", 2)],
+            false,
+            KeepDuplicate::First,
+        );
         assert!(pairs.is_empty());
         let table = LiteralTable::new(&section, false).unwrap();
         assert_eq!(table.lookup(b"EVIL.COM").unwrap(), None);
@@ -1251,7 +1288,11 @@ mod tests {
         let mut keys = Vec::new();
         for round in 0..5u32 {
             for i in 0..500u32 {
-                let key = if round % 2 == 0 { format!("k{i}") } else { format!("K{i}") };
+                let key = if round % 2 == 0 {
+                    format!("k{i}")
+                } else {
+                    format!("K{i}")
+                };
                 keys.push((key, round * 1000 + i));
             }
         }

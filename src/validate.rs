@@ -171,14 +171,20 @@ fn check_section_layout(sections: &[SectionInfo], v: &Views<'_>, r: &mut Validat
         if !known.contains(&s.name.as_str()) {
             r.warnings.push(ValidationIssue {
                 offset: Some(s.offset),
-                what: format!("unknown section {:?} (written by a newer matchy?) is ignored", s.name),
+                what: format!(
+                    "unknown section {:?} (written by a newer matchy?) is ignored",
+                    s.name
+                ),
             });
         }
         match s.offset.checked_add(s.length) {
             Some(end) if end <= v.metadata_offset as u64 => spans.push((s.offset, end, &s.name)),
             _ => r.error(Error::corrupt(
                 s.offset,
-                format!("section {:?} ({} bytes) runs into the metadata", s.name, s.length),
+                format!(
+                    "section {:?} ({} bytes) runs into the metadata",
+                    s.name, s.length
+                ),
             )),
         }
     }
@@ -194,9 +200,18 @@ fn check_section_layout(sections: &[SectionInfo], v: &Views<'_>, r: &mut Validat
 }
 
 fn strict(v: &Views<'_>, r: &mut ValidationReport) {
-    if v.directory.is_some() {
+    // A file that ends with our CRC entry was written by matchy even if its directory key was
+    // damaged (which makes it look like a plain .mmdb): check the CRC whenever it is there.
+    if v.directory.is_some() || has_file_crc_entry(v.file) {
         if let Err(e) = check_file_crc(v.file) {
             r.error(e);
+            return;
+        }
+        if v.directory.is_none() {
+            r.error(Error::corrupt(
+                v.metadata_offset,
+                "the file carries a matchy checksum but its \"matchy\" metadata key is missing",
+            ));
             return;
         }
     }
@@ -217,7 +232,10 @@ fn strict(v: &Views<'_>, r: &mut ValidationReport) {
                 .map_or(0, |s| s.offset);
             r.error(Error::corrupt(
                 base + i as u64,
-                format!("ip_prefixes byte {} is not a prefix code (0..=162)", v.prefixes[i]),
+                format!(
+                    "ip_prefixes byte {} is not a prefix code (0..=162)",
+                    v.prefixes[i]
+                ),
             ));
         }
     }
@@ -263,11 +281,15 @@ fn strict(v: &Views<'_>, r: &mut ValidationReport) {
 
 /// The whole-file CRC: the metadata map's last entry is `matchy_file_crc32` as a 4-byte uint32
 /// (control byte 0xC4), i.e. the file's last five bytes; it covers every byte before its value.
-fn check_file_crc(file: &[u8]) -> Result<(), Error> {
+fn has_file_crc_entry(file: &[u8]) -> bool {
     let n = file.len();
     let key = format::FILE_CRC_KEY.as_bytes();
-    let tail_len = 1 + key.len() + 5;
-    if n < tail_len || file[n - 5] != 0xC4 || &file[n - 5 - key.len()..n - 5] != key {
+    n >= key.len() + 5 && file[n - 5] == 0xC4 && &file[n - 5 - key.len()..n - 5] == key
+}
+
+fn check_file_crc(file: &[u8]) -> Result<(), Error> {
+    let n = file.len();
+    if !has_file_crc_entry(file) {
         return Err(Error::corrupt(
             n.saturating_sub(5),
             "the file does not end with the matchy_file_crc32 metadata entry (truncated or rewritten?)",

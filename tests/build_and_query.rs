@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use matchy::{Database, DataValue, DatabaseBuilder, DuplicatePolicy, EntryKind, MatchMode};
+use matchy::{DataValue, Database, DatabaseBuilder, DuplicatePolicy, EntryKind, MatchMode};
 use proptest::prelude::*;
 
 fn tag(i: usize) -> DataValue {
@@ -35,28 +35,67 @@ fn answers(db: &Database, q: &str) -> Vec<(EntryKind, String, u64)> {
 #[test]
 fn the_sample_feed_answers_each_kind() {
     let db = build(
-        &["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "evil.com", "*.evil.com", "*", "mal?ware[0-9].exe"],
+        &[
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "2001:db8::/32",
+            "evil.com",
+            "*.evil.com",
+            "*",
+            "mal?ware[0-9].exe",
+        ],
         MatchMode::CaseSensitive,
     );
     assert_eq!(
         answers(&db, "10.2.3.4"),
-        vec![(EntryKind::Ip, "10.0.0.0/8".into(), 0), (EntryKind::Glob, "*".into(), 5)]
+        vec![
+            (EntryKind::Ip, "10.0.0.0/8".into(), 0),
+            (EntryKind::Glob, "*".into(), 5)
+        ]
     );
-    assert_eq!(answers(&db, "10.1.2.3")[0], (EntryKind::Ip, "10.1.0.0/16".into(), 1));
+    assert_eq!(
+        answers(&db, "10.1.2.3")[0],
+        (EntryKind::Ip, "10.1.0.0/16".into(), 1)
+    );
     // IPv4 entries of an IPv6 database are reachable as ::a.b.c.d and ::ffff:a.b.c.d.
-    assert_eq!(answers(&db, "::ffff:10.1.2.3")[0], (EntryKind::Ip, "10.1.0.0/16".into(), 1));
-    assert_eq!(answers(&db, "::10.1.2.3")[0], (EntryKind::Ip, "10.1.0.0/16".into(), 1));
-    assert_eq!(answers(&db, "2001:db8:1::5")[0], (EntryKind::Ip, "2001:db8::/32".into(), 2));
+    assert_eq!(
+        answers(&db, "::ffff:10.1.2.3")[0],
+        (EntryKind::Ip, "10.1.0.0/16".into(), 1)
+    );
+    assert_eq!(
+        answers(&db, "::10.1.2.3")[0],
+        (EntryKind::Ip, "10.1.0.0/16".into(), 1)
+    );
+    assert_eq!(
+        answers(&db, "2001:db8:1::5")[0],
+        (EntryKind::Ip, "2001:db8::/32".into(), 2)
+    );
     assert_eq!(
         answers(&db, "evil.com"),
-        vec![(EntryKind::Literal, "evil.com".into(), 3), (EntryKind::Glob, "*".into(), 5)]
+        vec![
+            (EntryKind::Literal, "evil.com".into(), 3),
+            (EntryKind::Glob, "*".into(), 5)
+        ]
     );
     assert_eq!(
         answers(&db, "www.evil.com"),
-        vec![(EntryKind::Glob, "*.evil.com".into(), 4), (EntryKind::Glob, "*".into(), 5)]
+        vec![
+            (EntryKind::Glob, "*.evil.com".into(), 4),
+            (EntryKind::Glob, "*".into(), 5)
+        ]
     );
-    assert_eq!(answers(&db, "malware7.exe")[0], (EntryKind::Glob, "mal?ware[0-9].exe".into(), 6));
-    assert_eq!(answers(&db, "Evil.com"), vec![(EntryKind::Glob, "*".into(), 5)]);
+    // Globs come in insertion order: "*" was added before "mal?ware[0-9].exe".
+    assert_eq!(
+        answers(&db, "mal-ware7.exe"),
+        vec![
+            (EntryKind::Glob, "*".into(), 5),
+            (EntryKind::Glob, "mal?ware[0-9].exe".into(), 6)
+        ]
+    );
+    assert_eq!(
+        answers(&db, "Evil.com"),
+        vec![(EntryKind::Glob, "*".into(), 5)]
+    );
 }
 
 #[test]
@@ -70,11 +109,24 @@ fn ipv4_only_database_rejects_ipv6_queries() {
 
 #[test]
 fn case_insensitive_databases_fold_ascii_only() {
-    let db = build(&["Evil.COM", "*.Bad.ORG", "ÉCOLE.fr"], MatchMode::CaseInsensitive);
-    assert_eq!(answers(&db, "eVIL.com"), vec![(EntryKind::Literal, "Evil.COM".into(), 0)]);
-    assert_eq!(answers(&db, "X.BAD.org"), vec![(EntryKind::Glob, "*.Bad.ORG".into(), 1)]);
-    assert_eq!(answers(&db, "École.FR"), vec![]);
-    assert_eq!(answers(&db, "ÉCOLE.FR").len(), 1);
+    let db = build(
+        &["Evil.COM", "*.Bad.ORG", "ÉCOLE.fr"],
+        MatchMode::CaseInsensitive,
+    );
+    assert_eq!(
+        answers(&db, "eVIL.com"),
+        vec![(EntryKind::Literal, "Evil.COM".into(), 0)]
+    );
+    assert_eq!(
+        answers(&db, "X.BAD.org"),
+        vec![(EntryKind::Glob, "*.Bad.ORG".into(), 1)]
+    );
+    // Only ASCII folds: "é" is not "É".
+    assert_eq!(answers(&db, "écOLE.fr"), vec![]);
+    assert_eq!(
+        answers(&db, "École.FR"),
+        vec![(EntryKind::Literal, "ÉCOLE.fr".into(), 2)]
+    );
     assert_eq!(db.info().match_mode, MatchMode::CaseInsensitive);
 }
 
@@ -110,7 +162,8 @@ fn same_input_gives_identical_bytes() {
         for i in 0..500 {
             b.add(&format!("host{i}.example.com"), tag(i % 7)).unwrap();
             b.add(&format!("*.zone{i}.example"), tag(i % 5)).unwrap();
-            b.add(&format!("10.{}.{}.0/24", i / 256, i % 256), tag(i % 3)).unwrap();
+            b.add(&format!("10.{}.{}.0/24", i / 256, i % 256), tag(i % 3))
+                .unwrap();
         }
         b.build().unwrap()
     };
@@ -127,7 +180,11 @@ fn equal_data_is_stored_once() {
         many.add(&format!("host{i}.com"), tag(1)).unwrap();
     }
     let db = Database::from_bytes(many.build().unwrap()).unwrap();
-    assert!(db.info().data_section_size <= 16, "{small} {}", db.info().data_section_size);
+    assert!(
+        db.info().data_section_size <= 16,
+        "{small} {}",
+        db.info().data_section_size
+    );
 }
 
 #[test]
@@ -144,14 +201,24 @@ fn serde_and_path_access_on_results() {
         DataValue::Map(vec![
             ("category".into(), DataValue::String("phishing".into())),
             ("score".into(), DataValue::Double(0.5)),
-            ("tags".into(), DataValue::Array(vec![DataValue::String("a".into())])),
+            (
+                "tags".into(),
+                DataValue::Array(vec![DataValue::String("a".into())]),
+            ),
         ]),
     )
     .unwrap();
     let db = Database::from_bytes(b.build().unwrap()).unwrap();
     let ms = db.lookup("x.evil.com").unwrap();
     let t: Threat<'_> = ms.first().unwrap().value().deserialize().unwrap();
-    assert_eq!(t, Threat { category: "phishing", score: 0.5, tags: vec!["a"] });
+    assert_eq!(
+        t,
+        Threat {
+            category: "phishing",
+            score: 0.5,
+            tags: vec!["a"]
+        }
+    );
     assert_eq!(
         ms.first().unwrap().value().to_json().unwrap(),
         r#"{"category":"phishing","score":0.5,"tags":["a"]}"#

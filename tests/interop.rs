@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::process::Command;
 
-use matchy::{Database, DataValue, DatabaseBuilder};
+use matchy::{DataValue, Database, DatabaseBuilder};
 
 fn networks() -> Vec<(String, u32)> {
     let mut nets = vec![
@@ -17,7 +17,10 @@ fn networks() -> Vec<(String, u32)> {
     ];
     for i in 0..300u32 {
         let a = i.wrapping_mul(2_654_435_761) | 0x8000_0000;
-        nets.push((format!("{}/{}", std::net::Ipv4Addr::from(a), 16 + i % 17), 100 + i));
+        nets.push((
+            format!("{}/{}", std::net::Ipv4Addr::from(a), 16 + i % 17),
+            100 + i,
+        ));
     }
     nets
 }
@@ -48,12 +51,25 @@ fn build(with_v6: bool, record_size: Option<u16>, path: &std::path::Path) -> Dat
 }
 
 fn queries() -> Vec<IpAddr> {
-    let mut qs: Vec<IpAddr> = ["10.1.2.3", "10.1.3.3", "10.9.9.9", "192.0.2.1", "192.0.2.2", "8.8.8.8", "2001:db8:1::1", "2001:db8:2::1", "::ffff:10.1.2.3", "::10.1.2.3"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let mut qs: Vec<IpAddr> = [
+        "10.1.2.3",
+        "10.1.3.3",
+        "10.9.9.9",
+        "192.0.2.1",
+        "192.0.2.2",
+        "8.8.8.8",
+        "2001:db8:1::1",
+        "2001:db8:2::1",
+        "::ffff:10.1.2.3",
+        "::10.1.2.3",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
     for i in 0..300u32 {
-        qs.push(IpAddr::V4((i.wrapping_mul(2_654_435_761) | 0x8000_0000 | (i & 0xff)).into()));
+        qs.push(IpAddr::V4(
+            (i.wrapping_mul(2_654_435_761) | 0x8000_0000 | (i & 0xff)).into(),
+        ));
     }
     qs
 }
@@ -61,11 +77,20 @@ fn queries() -> Vec<IpAddr> {
 #[test]
 fn maxminddb_crate_agrees() {
     let dir = tempfile::tempdir().unwrap();
-    for (v6, rs) in [(false, None), (true, None), (true, Some(28)), (true, Some(32)), (false, Some(28))] {
+    for (v6, rs) in [
+        (false, None),
+        (true, None),
+        (true, Some(28)),
+        (true, Some(32)),
+        (false, Some(28)),
+    ] {
         let path = dir.path().join(format!("t-{v6}-{rs:?}.mxy"));
         let db = build(v6, rs, &path);
         let reader = maxminddb::Reader::open_readfile(&path).unwrap();
-        assert_eq!(u16::from(reader.metadata().ip_version), db.info().ip_version);
+        assert_eq!(
+            u16::from(reader.metadata().ip_version),
+            db.info().ip_version
+        );
         for q in queries() {
             if !v6 && q.is_ipv6() {
                 continue;
@@ -75,7 +100,8 @@ fn maxminddb_crate_agrees() {
             assert_eq!(ours.is_some(), theirs.has_data(), "{q}");
             if let Some(m) = ours {
                 let v: serde_json::Value = theirs.decode().unwrap().unwrap();
-                let mine: serde_json::Value = serde_json::from_str(&m.value().to_json().unwrap()).unwrap();
+                let mine: serde_json::Value =
+                    serde_json::from_str(&m.value().to_json().unwrap()).unwrap();
                 assert_eq!(mine, v, "{q}");
             }
         }
@@ -102,15 +128,35 @@ fn mmdblookup_agrees() {
                 continue;
             }
             let out = Command::new("mmdblookup")
-                .args(["--file", path.to_str().unwrap(), "--ip", &q.to_string(), "name"])
+                .args([
+                    "--file",
+                    path.to_str().unwrap(),
+                    "--ip",
+                    &q.to_string(),
+                    "name",
+                ])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             match db.lookup_ip(q).unwrap() {
                 Some(m) => {
-                    let name = m.value().get(&["name"]).unwrap().unwrap().as_str().unwrap().to_string();
-                    assert!(out.status.success(), "{q}: {}", String::from_utf8_lossy(&out.stderr));
-                    assert!(text.contains(&format!("\"{name}\" <utf8_string>")), "{q}: {text}");
+                    let name = m
+                        .value()
+                        .get(&["name"])
+                        .unwrap()
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    assert!(
+                        out.status.success(),
+                        "{q}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    assert!(
+                        text.contains(&format!("\"{name}\" <utf8_string>")),
+                        "{q}: {text}"
+                    );
                 }
                 None => assert!(
                     !text.contains("<utf8_string>"),
@@ -120,8 +166,15 @@ fn mmdblookup_agrees() {
         }
         // libmaxminddb's own verifier accepts the file.
         if Command::new("mmdbverify").arg("--help").output().is_ok() {
-            let out = Command::new("mmdbverify").args(["-file", path.to_str().unwrap()]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("mmdbverify")
+                .args(["-file", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

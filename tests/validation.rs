@@ -1,7 +1,7 @@
 //! Validation promises: everything the builder writes passes strict validation; every flipped
 //! byte and every truncation of such a file fails it; and no lookup on a damaged file panics.
 
-use matchy::{Database, DataValue, DatabaseBuilder, DuplicatePolicy, MatchMode, ValidationLevel};
+use matchy::{DataValue, Database, DatabaseBuilder, DuplicatePolicy, MatchMode, ValidationLevel};
 use proptest::prelude::*;
 
 fn sample() -> Vec<u8> {
@@ -11,12 +11,27 @@ fn sample() -> Vec<u8> {
         DataValue::Map(vec![
             ("category".into(), DataValue::String(format!("c{}", i % 3))),
             ("score".into(), DataValue::Double(f64::from(i) / 7.0)),
-            ("tags".into(), DataValue::Array(vec![DataValue::Uint16(i as u16), DataValue::Bool(i % 2 == 0)])),
+            (
+                "tags".into(),
+                DataValue::Array(vec![
+                    DataValue::Uint16(i as u16),
+                    DataValue::Bool(i % 2 == 0),
+                ]),
+            ),
         ])
     };
-    for (i, e) in ["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "evil.com", "a@b.c", "*.evil.com", "x?z", "h[0-9]*"]
-        .iter()
-        .enumerate()
+    for (i, e) in [
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "2001:db8::/32",
+        "evil.com",
+        "a@b.c",
+        "*.evil.com",
+        "x?z",
+        "h[0-9]*",
+    ]
+    .iter()
+    .enumerate()
     {
         b.add(e, data(i as u32)).unwrap();
     }
@@ -24,7 +39,17 @@ fn sample() -> Vec<u8> {
 }
 
 fn probe_everything(db: &Database) {
-    for q in ["10.1.2.3", "10.2.3.4", "2001:db8::1", "evil.com", "www.evil.com", "xyz", "h1", "a@b.c", "zzz"] {
+    for q in [
+        "10.1.2.3",
+        "10.2.3.4",
+        "2001:db8::1",
+        "evil.com",
+        "www.evil.com",
+        "xyz",
+        "h1",
+        "a@b.c",
+        "zzz",
+    ] {
         if let Ok(ms) = db.lookup(q) {
             for m in &ms {
                 let _ = m.entry();
@@ -54,7 +79,11 @@ fn every_flipped_byte_is_caught_by_strict_validation() {
                 Ok(db) => {
                     probe_everything(&db);
                     let r = db.validate(ValidationLevel::Strict);
-                    assert!(!r.is_ok(), "flip {flip:#x} at byte {i} of {} went unnoticed", good.len());
+                    assert!(
+                        !r.is_ok(),
+                        "flip {flip:#x} at byte {i} of {} went unnoticed",
+                        good.len()
+                    );
                 }
             }
         }
@@ -67,7 +96,10 @@ fn every_truncation_is_caught() {
     for n in 0..good.len() {
         if let Ok(db) = Database::from_bytes(good[..n].to_vec()) {
             probe_everything(&db);
-            assert!(!db.validate(ValidationLevel::Strict).is_ok(), "truncation to {n} bytes went unnoticed");
+            assert!(
+                !db.validate(ValidationLevel::Strict).is_ok(),
+                "truncation to {n} bytes went unnoticed"
+            );
         }
     }
 }

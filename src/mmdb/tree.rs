@@ -414,9 +414,7 @@ impl<'a> SearchTree<'a> {
         let width = if self.ip_version == 4 { 32 } else { 128 };
         Error::corrupt(
             self.record_offset(node, side),
-            format!(
-                "search tree path through node {node} is longer than the {width}-bit address"
-            ),
+            format!("search tree path through node {node} is longer than the {width}-bit address"),
         )
     }
 
@@ -585,7 +583,10 @@ mod tests {
     use crate::mmdb::tree_builder::KeepDuplicate;
     use proptest::prelude::*;
 
-    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/maxmind-db/test-data");
+    const CORPUS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/maxmind-db/test-data"
+    );
 
     /// (tree bytes, data section length, node_count, record_size, ip_version) of an .mmdb file,
     /// the shape read through the `maxminddb` crate's metadata parser.
@@ -596,7 +597,13 @@ mod tests {
         let m = reader.metadata();
         let tree_len = m.node_count as usize * m.record_size as usize / 4;
         let data_len = marker_at.checked_sub(tree_len + 16)?;
-        Some((tree_len, data_len, m.node_count, m.record_size, m.ip_version))
+        Some((
+            tree_len,
+            data_len,
+            m.node_count,
+            m.record_size,
+            m.ip_version,
+        ))
     }
 
     fn corpus_files() -> Vec<(String, Vec<u8>)> {
@@ -658,7 +665,9 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 queries.push(IpAddr::V4((x as u32).into()));
-                queries.push(IpAddr::V6((u128::from(x) << 64 | u128::from(x >> 3)).into()));
+                queries.push(IpAddr::V6(
+                    (u128::from(x) << 64 | u128::from(x >> 3)).into(),
+                ));
             }
             for ip in queries {
                 let mut forms = vec![ip];
@@ -751,14 +760,23 @@ mod tests {
         // Node 0: left -> data offset 0 (record 17), right -> record 5, inside the separator.
         let bytes = tree24(&[[17, 5]]);
         let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
-        assert_eq!(tree.lookup("1.0.0.0".parse().unwrap()).unwrap().unwrap().data_offset, 0);
+        assert_eq!(
+            tree.lookup("1.0.0.0".parse().unwrap())
+                .unwrap()
+                .unwrap()
+                .data_offset,
+            0
+        );
         let err = tree.lookup("128.0.0.0".parse().unwrap()).unwrap_err();
         assert_eq!(corrupt_offset(err), 3);
         assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
         // In an IPv6 tree, the same record met on the way to the IPv4 subtree.
         let bytes = tree24(&[[5, 1]]);
         let tree = SearchTree::new(&bytes, 1, 24, 6).unwrap();
-        assert_eq!(corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()), 0);
+        assert_eq!(
+            corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()),
+            0
+        );
     }
 
     #[test]
