@@ -135,7 +135,7 @@ fn build_from_csv_and_query_every_kind() {
     let (_, answers) = query(&db, &["evil.com"]);
     assert_eq!(answers[0][0]["kind"], "literal");
     assert_eq!(answers[0][0]["data"]["score"], 99);
-    let (_, answers) = query(&db, &["malware7.exe"]);
+    let (_, answers) = query(&db, &["mal-ware7.exe"]);
     assert_eq!(answers[0][0]["entry"], "mal?ware[0-9].exe");
     let (_, answers) = query(&db, &["2001:db8::1"]);
     assert_eq!(answers[0][0]["entry"], "2001:db8::/32");
