@@ -16,6 +16,9 @@ pub fn run(args: BuildArgs) -> u8 {
     let started = Instant::now();
     match build(&args, started) {
         Ok(summary) => {
+            if summary.records() == 0 {
+                eprintln!("warning: the input held no entries; the database is empty");
+            }
             let text = if args.json {
                 summary.to_json(started.elapsed())
             } else {
@@ -67,8 +70,13 @@ impl Summary {
         );
         if self.stats.duplicates_dropped > 0 {
             text += &format!(
-                ", {} duplicates dropped",
-                thousands(self.stats.duplicates_dropped)
+                ", {} duplicate{} dropped",
+                thousands(self.stats.duplicates_dropped),
+                if self.stats.duplicates_dropped == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             );
         }
         text += &format!(

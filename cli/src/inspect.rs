@@ -74,7 +74,10 @@ fn to_json(file: &str, info: &DatabaseInfo) -> serde_json::Value {
 
 fn to_table(file: &str, info: &DatabaseInfo) -> String {
     let count = |n: Option<u64>| n.map_or_else(|| "unknown".to_owned(), thousands);
-    let size = |n: u64| format!("{} bytes ({})", thousands(n), human_bytes(n));
+    let size = |n: u64| match n {
+        0..=1023 => format!("{n} bytes"),
+        _ => format!("{} bytes ({})", thousands(n), human_bytes(n)),
+    };
     let mut rows: Vec<(&str, String)> = vec![
         ("file", file.to_owned()),
         ("format", info.format.to_owned()),

@@ -102,7 +102,9 @@ fn answer(db: &Database, query: &str, pretty: bool, out: &mut impl Write) -> Res
         writeln!(out, "[]")?;
         return Ok(false);
     }
-    let matches = db.lookup(query).map_err(|e| Stop::Error(e.to_string()))?;
+    let matches = db
+        .lookup(query)
+        .map_err(|e| Stop::Error(format!("query {query:?}: {e}")))?;
     let mut json = String::from("[");
     for (i, m) in matches.iter().enumerate() {
         if i > 0 {

@@ -32,10 +32,10 @@ pub fn run(args: ValidateArgs) -> u8 {
         println!("{json}");
     } else {
         for warning in &report.warnings {
-            println!("{file}: warning: {}", located(warning));
+            println!("{file}: warning: {}", located(&file.to_string(), warning));
         }
         for error in &report.errors {
-            println!("{file}: error: {}", located(error));
+            println!("{file}: error: {}", located(&file.to_string(), error));
         }
         if report.is_ok() {
             let mut checked = Vec::new();
@@ -78,9 +78,16 @@ pub fn run(args: ValidateArgs) -> u8 {
     }
 }
 
-fn located(issue: &ValidationIssue) -> String {
+/// The issue with its offset in front; the file name, already at the start of the line, is
+/// dropped from the message.
+fn located(file: &str, issue: &ValidationIssue) -> String {
+    let what = issue
+        .what
+        .strip_prefix(file)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(&issue.what);
     match issue.offset {
-        Some(offset) => format!("at byte offset {offset}: {}", issue.what),
-        None => issue.what.clone(),
+        Some(offset) => format!("at byte offset {offset}: {what}"),
+        None => what.to_owned(),
     }
 }

@@ -537,3 +537,52 @@ fn help_explains_formats_and_exit_codes() {
     let o = matchy(&[&"frobnicate"]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn format_flag_overrides_detection() {
+    let dir = Dir::new();
+    let db = dir.path("f.mxy");
+    let feed = dir.write("feed.dat", "key,score\nevil.com,7\n");
+    build_ok(&[&feed], &db, &["--format", "csv"]);
+    let (_, answers) = query(&db, &["evil.com"]);
+    assert_eq!(answers[0][0]["data"], json!({"score": 7}));
+
+    // Forced to text, a CSV file is refused rather than built into nonsense.
+    let o = matchy(&[&"build", &feed, &"-o", &db, &"--format", &"text"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("--format csv"), "{}", stderr(&o));
+    let o = matchy(&[&"build", &feed, &"-o", &db, &"--format", &"yaml"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn empty_input_builds_an_empty_database_with_a_warning() {
+    let dir = Dir::new();
+    let feed = dir.write("empty.txt", "# nothing yet\n\n");
+    let db = dir.path("e.mxy");
+    let o = build_ok(&[&feed], &db, &[]);
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    let (exit, answers) = query(&db, &["1.2.3.4", "a.com"]);
+    assert_eq!((exit, answers), (1, vec![json!([]), json!([])]));
+    assert_eq!(code(&matchy(&[&"validate", &db])), 0);
+}
+
+#[test]
+fn plain_maxmind_db_files_work_too() {
+    let mmdb = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/maxmind-db/test-data/GeoIP2-City-Test.mmdb");
+    let (exit, answers) = query(&mmdb, &["81.2.69.142", "not-an-ip"]);
+    assert_eq!(exit, 0);
+    assert_eq!(answers[0][0]["kind"], "ip");
+    assert_eq!(answers[0][0]["data"]["country"]["iso_code"], "GB");
+    assert_eq!(answers[1], json!([]));
+
+    let o = matchy(&[&"inspect", &mmdb, &"--json"]);
+    let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(info["format"], "mmdb");
+    assert_eq!(info["database_type"], "GeoIP2-City");
+    assert_eq!(info["literal_count"], Value::Null);
+
+    let o = matchy(&[&"validate", &mmdb]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+}
