@@ -212,8 +212,11 @@ impl DatabaseBuilder {
         let path = path.as_ref();
         let tmp = TempFile::create(path)?;
         let mut w = BufWriter::with_capacity(1 << 20, &tmp.file);
-        let stats = self.write_into(&mut w)?;
-        w.flush().map_err(|e| Error::io(&tmp.path, e))?;
+        let stats = self.write_into(&mut w).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(path, source),
+            other => other,
+        })?;
+        w.flush().map_err(|e| Error::io(path, e))?;
         drop(w);
         tmp.persist(path)?;
         Ok(stats)
@@ -509,13 +512,14 @@ impl TempFile {
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(&path, e)),
+                // Name what the user asked for, not our temporary name.
+                Err(e) => return Err(Error::io(dest, e)),
             }
         }
     }
 
     fn persist(mut self, dest: &Path) -> Result<()> {
-        self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        self.file.sync_all().map_err(|e| Error::io(dest, e))?;
         fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
         self.persisted = true;
         let dir = match dest.parent() {

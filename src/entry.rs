@@ -2,8 +2,9 @@
 //!
 //! Detection, in order: a `ip:`, `literal:` or `glob:` prefix forces the kind; otherwise a valid
 //! IP address or CIDR is an IP entry; text with an unescaped `*`, `?` or `[` that parses as a glob
-//! is a glob; anything else (including text that looks like a broken glob, e.g. `[abc`) is a
-//! literal.
+//! is a glob; text that looks like an IP or CIDR but is not a valid one (`1.2.3.256`,
+//! `10.0.0.0/33`, `2001:db8::/129`) is an error, so a typo never becomes a silent literal;
+//! anything else (including text that looks like a broken glob, e.g. `[abc`) is a literal.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -74,6 +75,26 @@ pub(crate) fn mask(addr: IpAddr, len: u8) -> IpAddr {
     }
 }
 
+/// Dotted quads (`1.2.3.256`, `10.0.0.0/33`) and IPv6-shaped text (with `::` or eight groups)
+/// made only of address characters. MAC addresses (six groups, no `::`) are not IP-shaped.
+fn looks_like_network(text: &str) -> bool {
+    let addr = text.split_once('/').map_or(text, |(a, len)| {
+        if len.bytes().all(|b| b.is_ascii_digit()) {
+            a
+        } else {
+            ""
+        }
+    });
+    if addr.is_empty() {
+        return false;
+    }
+    let dotted = addr.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && addr.bytes().filter(|&b| b == b'.').count() == 3;
+    let v6 = addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && (addr.contains("::") || addr.bytes().filter(|&b| b == b':').count() == 7);
+    dotted || v6
+}
+
 /// Decide the kind of `text` (see the module docs). Errors say why a forced kind does not fit.
 pub fn parse_entry(text: &str) -> Result<Entry, String> {
     if let Some(rest) = text.strip_prefix("ip:") {
@@ -100,6 +121,12 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
     }
     if let Some((addr, prefix_len)) = parse_network(text) {
         return Ok(Entry::Ip { addr, prefix_len });
+    }
+    if looks_like_network(text) {
+        return Err(format!(
+            "{text:?} looks like an IP address or CIDR network but is not a valid one; \
+             prefix it with literal: to store it as text"
+        ));
     }
     if pattern::has_wildcard(text) && pattern::validate(text).is_ok() {
         return Ok(Entry::Glob(text.to_string()));
@@ -145,19 +172,15 @@ mod tests {
             parse_entry(r"a\*b").unwrap(),
             Entry::Literal(r"a\*b".into())
         );
-        // Not CIDRs: bad lengths, leading zeros.
-        assert_eq!(
-            parse_entry("1.2.3.4/33").unwrap(),
-            Entry::Literal("1.2.3.4/33".into())
-        );
-        assert_eq!(
-            parse_entry("1.2.3.4/+8").unwrap(),
-            Entry::Literal("1.2.3.4/+8".into())
-        );
-        assert_eq!(
-            parse_entry("01.2.3.4").unwrap(),
-            Entry::Literal("01.2.3.4".into())
-        );
+        // Broken IPs are errors, not silent literals; other dotted or colon text is literal.
+        for broken in ["1.2.3.4/33", "1.2.3.256", "01.2.3.4", "2001:db8::/129", "2001:db8:::1"] {
+            let err = parse_entry(broken).unwrap_err();
+            assert!(err.contains("literal:"), "{broken}: {err}");
+        }
+        for literal in ["2001:db8::g.com", "1.2.3.4/+8", "1.2.3", "00:11:22:33:44:55"] {
+            assert_eq!(parse_entry(literal).unwrap(), Entry::Literal(literal.into()));
+        }
+        assert_eq!(parse_entry("literal:1.2.3.256").unwrap(), Entry::Literal("1.2.3.256".into()));
     }
 
     #[test]

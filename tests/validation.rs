@@ -166,7 +166,10 @@ proptest! {
                 ("n".into(), DataValue::Uint64(numbers[i % numbers.len()])),
                 ("s".into(), DataValue::String(e.clone())),
             ]);
-            b.add(e, data).unwrap();
+            // Malformed IP-like entries are refused; everything accepted must validate.
+            if let Err(err) = b.add(e, data) {
+                prop_assert!(err.to_string().contains("literal:"), "{}: {}", e, err);
+            }
         }
         let db = Database::from_bytes(b.build().unwrap()).unwrap();
         let r = db.validate(ValidationLevel::Strict);
