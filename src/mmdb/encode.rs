@@ -11,16 +11,18 @@
 //! Data section deduplication (deterministic: depends only on the sequence of inserted values):
 //! * A top-level value whose canonical encoding equals an earlier written value (top-level or
 //!   nested) is not written again; [`DataSectionWriter::insert`] returns the earlier offset.
-//! * Inside a value being written, every sub-value (map key, string, number, map, array) whose
+//! * Inside a value being written, every string (map keys included), bytes, map or array whose
 //!   canonical encoding equals a value written earlier is replaced by a pointer to the earliest
-//!   copy when the pointer is strictly shorter than the canonical encoding. Pointers are 2 bytes
+//!   copy when the pointer is strictly shorter than the canonical encoding. (Numbers and
+//!   booleans are always written inline.) Pointers are 2 bytes
 //!   below offset 2,048, 3 below 526,336, 4 below 134,744,064, else 5, so repeated map keys and
 //!   strings of 2+ characters near the start of the section, of 3+ characters anywhere, and
 //!   repeated sub-maps (e.g. a country's `names`) are each stored once.
 //! * Pointers always target a non-pointer encoding, so a pointer never points to a pointer.
 //!
-//! Memory: the written bytes plus one hash-table entry (64-bit content hash -> offset) per
-//! distinct value of 3+ encoded bytes. Equality is never decided by the hash alone: a candidate
+//! Memory: the written bytes plus one hash-table entry (64-bit content hash -> offset, about
+//! 20 bytes) per distinct top-level value and per distinct nested string/bytes/map/array of 3+
+//! encoded bytes. Equality is never decided by the hash alone: a candidate
 //! is confirmed by walking the written bytes (following their pointers) against the canonical
 //! encoding.
 
@@ -310,7 +312,7 @@ impl Store {
         let bytes = &canon[pos..end];
         let hash = match top_hash {
             Some(h) => Some(h),
-            None if bytes.len() > 2 => {
+            None if bytes.len() > 2 && is_shared_kind(bytes) => {
                 let h = key_hash(bytes, false);
                 if let Some(target) = self.find(h, bytes) {
                     if pointer_len(target) < bytes.len() {
@@ -341,6 +343,17 @@ impl Store {
             self.record(h, here);
         }
         (next_node, end)
+    }
+}
+
+/// Whether a nested value of this canonical encoding is indexed for pointer reuse: strings
+/// (map keys included), bytes, maps and arrays. Numbers are left out: at most 17 bytes, rarely
+/// repeated outside maps that are shared whole, and indexing them would cost a table entry each.
+fn is_shared_kind(canon: &[u8]) -> bool {
+    match canon {
+        [ctrl, ..] if matches!(ctrl >> 5, T_STRING | T_BYTES | T_MAP) => true,
+        [ctrl, ext, ..] => ctrl >> 5 == 0 && *ext == T_ARRAY - 7,
+        _ => false,
     }
 }
 
