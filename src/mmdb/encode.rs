@@ -11,18 +11,20 @@
 //! Data section deduplication (deterministic: depends only on the sequence of inserted values):
 //! * A top-level value whose canonical encoding equals an earlier written value (top-level or
 //!   nested) is not written again; [`DataSectionWriter::insert`] returns the earlier offset.
-//! * Inside a value being written, every sub-value (map key, string, number, map, array) whose
+//! * Inside a value being written, every string (map keys included), bytes, map or array whose
 //!   canonical encoding equals a value written earlier is replaced by a pointer to the earliest
-//!   copy when the pointer is strictly shorter than the canonical encoding. Pointers are 2 bytes
-//!   below offset 2,048, 3 below 526,336, 4 below 134,744,064, else 5, so repeated map keys and
-//!   strings of 2+ characters near the start of the section, of 3+ characters anywhere, and
-//!   repeated sub-maps (e.g. a country's `names`) are each stored once.
+//!   copy when the pointer is strictly shorter than the canonical encoding; numbers and booleans
+//!   are always written inline. A pointer takes 2 bytes below offset 2,048, 3 below 526,336,
+//!   4 below 134,744,064, else 5; a string of n < 29 bytes takes n + 1. So a repeated string (or
+//!   map key) of 5+ bytes is always stored once, of 4 bytes if its first copy is in the first
+//!   134 MB, of 3 bytes in the first 526 KB, of 2 bytes in the first 2 KB; repeated sub-maps
+//!   (e.g. a country's `names`) are stored once.
 //! * Pointers always target a non-pointer encoding, so a pointer never points to a pointer.
 //!
-//! Memory: the written bytes plus one hash-table entry (64-bit content hash -> offset) per
-//! distinct value of 3+ encoded bytes. Equality is never decided by the hash alone: a candidate
-//! is confirmed by walking the written bytes (following their pointers) against the canonical
-//! encoding.
+//! Memory: the written bytes plus one hash-table entry (64-bit content hash -> offset, about
+//! 20 bytes) per distinct top-level value and per distinct nested string/bytes/map/array of 3+
+//! encoded bytes. Equality is never decided by the hash alone: a candidate is confirmed by
+//! walking the written bytes (following their pointers) against the canonical encoding.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -254,12 +256,24 @@ impl Hasher for PassThrough {
 type HashToOffset<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
 /// Builds a data section, deduplicating by content (see the module docs).
-#[derive(Default)]
 pub struct DataSectionWriter {
     store: Store,
     /// Scratch: canonical encoding of the value being inserted and its node extents.
     canon: Vec<u8>,
     spans: Vec<Span>,
+    /// Largest section allowed (32-bit offsets; lowered by tests).
+    max_len: u64,
+}
+
+impl Default for DataSectionWriter {
+    fn default() -> DataSectionWriter {
+        DataSectionWriter {
+            store: Store::default(),
+            canon: Vec::new(),
+            spans: Vec::new(),
+            max_len: MAX_SECTION_LEN,
+        }
+    }
 }
 
 /// The written section and its content index.
@@ -310,7 +324,7 @@ impl Store {
         let bytes = &canon[pos..end];
         let hash = match top_hash {
             Some(h) => Some(h),
-            None if bytes.len() > 2 => {
+            None if bytes.len() > 2 && is_shared_kind(bytes) => {
                 let h = key_hash(bytes, false);
                 if let Some(target) = self.find(h, bytes) {
                     if pointer_len(target) < bytes.len() {
@@ -341,6 +355,17 @@ impl Store {
             self.record(h, here);
         }
         (next_node, end)
+    }
+}
+
+/// Whether a nested value of this canonical encoding is indexed for pointer reuse: strings
+/// (map keys included), bytes, maps and arrays. Numbers are left out: at most 17 bytes, rarely
+/// repeated outside maps that are shared whole, and indexing them would cost a table entry each.
+fn is_shared_kind(canon: &[u8]) -> bool {
+    match canon {
+        [ctrl, ..] if matches!(ctrl >> 5, T_STRING | T_BYTES | T_MAP) => true,
+        [ctrl, ext, ..] => ctrl >> 5 == 0 && *ext == T_ARRAY - 7,
+        _ => false,
     }
 }
 
@@ -400,9 +425,10 @@ impl DataSectionWriter {
             return Ok(off);
         }
         // Pointers only ever shorten a value, so the canonical length bounds the growth.
-        if (self.store.buf.len() + self.canon.len()) as u64 > MAX_SECTION_LEN {
+        if (self.store.buf.len() + self.canon.len()) as u64 > self.max_len {
             return Err(Error::Build(format!(
-                "data section would exceed {MAX_SECTION_LEN} bytes, the limit of 32-bit offsets"
+                "data section would exceed {} bytes, the limit of 32-bit offsets",
+                self.max_len
             )));
         }
         let off = self.store.buf.len() as u32;
@@ -672,6 +698,23 @@ mod tests {
                 "Deutschland"
             );
         }
+    }
+
+    #[test]
+    fn outgrowing_32_bit_offsets_is_an_error() {
+        let mut w = DataSectionWriter {
+            max_len: 100,
+            ..DataSectionWriter::default()
+        };
+        let big = DataValue::Bytes(vec![1; 60]);
+        assert_eq!(w.insert(&big).unwrap(), 0);
+        let len = w.len();
+        let err = w.insert(&DataValue::Bytes(vec![2; 60])).unwrap_err();
+        assert!(matches!(err, Error::Build(_)), "{err}");
+        assert_eq!(w.len(), len);
+        // Duplicates still resolve, and smaller values still fit.
+        assert_eq!(w.insert(&big).unwrap(), 0);
+        assert!(w.insert(&DataValue::Bytes(vec![3; 30])).is_ok());
     }
 
     #[test]
