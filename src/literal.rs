@@ -43,13 +43,15 @@
 //! * home slot: `((h & 0xFFFF_FFFF) * S) >> 32`;
 //! * fingerprint: the top byte `h >> 56`, with 0 replaced by 1.
 //!
-//! Entries are numbered 0..n in slot order. Entry `i+1` sits in slot
-//! `max(home(i+1), slot(i) + 1)` (entry 0 in its home slot), and entries are sorted by
-//! (home slot, `h >> 32`, insertion order); so every slot between an entry's home and its own slot
-//! is occupied. Lookup probes slots `home ..= min(home + max_probe, T - 1)` in order, stopping at
-//! the first empty slot; on a fingerprint match it compares the record's key with the query
-//! (byte equality, or ASCII-case-insensitive equality when folding) and returns the first equal
-//! one. Keys are unique (ASCII-folded when folding).
+//! Entries are numbered 0..n in slot order and sorted strictly by (`h & 0xFFFF_FFFF`, `h >> 32`,
+//! key bytes (ASCII-folded when folding)), hence by home slot, with equal keys impossible. Entry
+//! 0 sits in its home slot and entry `i+1` in slot `max(home(i+1), slot(i) + 1)`, so every slot
+//! between an entry's home and its own slot is occupied. Lookup probes slots
+//! `home ..= min(home + max_probe, T - 1)` in order, stopping at the first empty slot; on a
+//! fingerprint match it compares the record's key with the query (byte equality, or
+//! ASCII-case-insensitive equality when folding) and returns the first equal one.
+//! Only the order of records in the pool is free (the builder uses insertion order); everything
+//! else follows from the key set, and `check` insists on it.
 
 use crate::bytes;
 use crate::error::{Error, Result};
@@ -214,60 +216,65 @@ impl LiteralTableBuilder {
             return Err(e);
         }
         // Sorting by the low hash half first sorts by home slot (a monotone function of it) and
-        // groups equal hashes; the pool offset keeps insertion order among equal hashes.
+        // groups equal hashes; `drop_duplicates` then orders each group by key.
         keys.sort_unstable_by_key(|k| (k.hash.rotate_left(32), k.offset));
         let duplicates = drop_duplicates(&mut buf, &mut keys, fold, keep);
-
-        let n = keys.len();
-        let home_slots = home_slots_for(n);
-        let pool_len = buf.len() - HEADER_LEN;
-
-        // First pass: where the last entry lands and how far any entry is displaced.
-        let mut max_probe = 0usize;
-        let mut next_free = 0usize;
-        for k in &keys {
-            let home = home_slot(k.hash, home_slots);
-            let slot = home.max(next_free);
-            max_probe = max_probe.max(slot - home);
-            next_free = slot + 1;
-        }
-        let table_slots = (home_slots as usize).max(next_free);
-        let layout = Layout::new(table_slots, pool_len, n)
-            .ok_or_else(|| Error::Build("literal section too large".into()))?;
-
-        buf.reserve_exact(layout.end - buf.len());
-        buf.resize(layout.end, 0);
-        let mut select = Vec::with_capacity(n.div_ceil(SELECT_STRIDE));
-        let mut next_free = 0usize;
-        for (entry, k) in keys.iter().enumerate() {
-            let slot = home_slot(k.hash, home_slots).max(next_free);
-            next_free = slot + 1;
-            let at = layout.slots + slot * 8;
-            buf[at..at + 8].copy_from_slice(&k.offset.to_le_bytes());
-            buf[layout.fingerprints + slot] = fingerprint(k.hash);
-            if entry % SELECT_STRIDE == 0 {
-                select.push(slot as u32);
-            }
-        }
-        drop(keys);
-        for (i, slot) in select.iter().enumerate() {
-            let at = layout.select + i * 4;
-            buf[at..at + 4].copy_from_slice(&slot.to_le_bytes());
-        }
-
-        buf[0..4].copy_from_slice(&MAGIC);
-        buf[8..10].copy_from_slice(&VERSION.to_le_bytes());
-        let flags = if fold { FLAG_FOLD } else { 0 };
-        buf[10..12].copy_from_slice(&flags.to_le_bytes());
-        buf[12..16].copy_from_slice(&(n as u32).to_le_bytes());
-        buf[16..20].copy_from_slice(&(max_probe as u32).to_le_bytes());
-        buf[24..32].copy_from_slice(&home_slots.to_le_bytes());
-        buf[32..40].copy_from_slice(&(table_slots as u64).to_le_bytes());
-        buf[40..48].copy_from_slice(&(pool_len as u64).to_le_bytes());
-        let crc = crc32fast::hash(&buf[8..]);
-        buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        Ok((buf, duplicates))
+        Ok((write_tables(buf, keys, fold)?, duplicates))
     }
+}
+
+/// Appends the slot, fingerprint and select tables for `keys` (in entry order) to `buf` (header
+/// placeholder + pool) and fills in the header.
+fn write_tables(mut buf: Vec<u8>, keys: Vec<PendingKey>, fold: bool) -> Result<Vec<u8>> {
+    let n = keys.len();
+    let home_slots = home_slots_for(n);
+    let pool_len = buf.len() - HEADER_LEN;
+
+    // First pass: where the last entry lands and how far any entry is displaced.
+    let mut max_probe = 0usize;
+    let mut next_free = 0usize;
+    for k in &keys {
+        let home = home_slot(k.hash, home_slots);
+        let slot = home.max(next_free);
+        max_probe = max_probe.max(slot - home);
+        next_free = slot + 1;
+    }
+    let table_slots = (home_slots as usize).max(next_free);
+    let layout = Layout::new(table_slots, pool_len, n)
+        .ok_or_else(|| Error::Build("literal section too large".into()))?;
+
+    buf.reserve_exact(layout.end - buf.len());
+    buf.resize(layout.end, 0);
+    let mut select = Vec::with_capacity(n.div_ceil(SELECT_STRIDE));
+    let mut next_free = 0usize;
+    for (entry, k) in keys.iter().enumerate() {
+        let slot = home_slot(k.hash, home_slots).max(next_free);
+        next_free = slot + 1;
+        let at = layout.slots + slot * 8;
+        buf[at..at + 8].copy_from_slice(&k.offset.to_le_bytes());
+        buf[layout.fingerprints + slot] = fingerprint(k.hash);
+        if entry % SELECT_STRIDE == 0 {
+            select.push(slot as u32);
+        }
+    }
+    drop(keys);
+    for (i, slot) in select.iter().enumerate() {
+        let at = layout.select + i * 4;
+        buf[at..at + 4].copy_from_slice(&slot.to_le_bytes());
+    }
+
+    buf[0..4].copy_from_slice(&MAGIC);
+    buf[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    let flags = if fold { FLAG_FOLD } else { 0 };
+    buf[10..12].copy_from_slice(&flags.to_le_bytes());
+    buf[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+    buf[16..20].copy_from_slice(&(max_probe as u32).to_le_bytes());
+    buf[24..32].copy_from_slice(&home_slots.to_le_bytes());
+    buf[32..40].copy_from_slice(&(table_slots as u64).to_le_bytes());
+    buf[40..48].copy_from_slice(&(pool_len as u64).to_le_bytes());
+    let crc = crc32fast::hash(&buf[8..]);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(buf)
 }
 
 /// The key bytes of the record at `offset` in the builder's pool.
@@ -281,8 +288,8 @@ fn pool_record_len(buf: &[u8], offset: u64) -> usize {
     RECORD_HEADER_LEN + pool_key(buf, offset).len()
 }
 
-/// Removes duplicate keys from `keys` (sorted by hash) and their records from the pool, keeping
-/// the order of the rest. Returns (kept, dropped) entry id pairs.
+/// Removes duplicate keys from `keys` (sorted by hash) and their records from the pool, and
+/// orders keys with equal hashes by (folded) key bytes. Returns (kept, dropped) entry id pairs.
 fn drop_duplicates(
     buf: &mut Vec<u8>,
     keys: &mut Vec<PendingKey>,
@@ -323,7 +330,6 @@ fn drop_duplicates(
                 }
                 run = run_end;
             }
-            group.sort_unstable_by_key(|k| k.offset);
         }
         start = end;
     }
@@ -590,9 +596,9 @@ impl<'a> LiteralTable<'a> {
         let pool_bytes = layout.pool_end - HEADER_LEN;
         let mut record_starts = vec![0u64; pool_bytes.div_ceil(64)];
         let mut data_offsets = Vec::with_capacity(self.entries);
-        let mut run_start = 0usize;
         let mut max_displacement = 0usize;
-        let mut last_occupied = None;
+        // The previous entry (slot order): its slot, sort key and key bytes.
+        let mut previous: Option<(usize, u64, &[u8])> = None;
         for slot in 0..table_slots {
             let slot_at = layout.slots + slot * 8;
             let offset = self.slot_offset(slot)?;
@@ -600,7 +606,6 @@ impl<'a> LiteralTable<'a> {
                 if offset != 0 {
                     return Err(Error::corrupt(slot_at, "literal slot: empty slot not zero"));
                 }
-                run_start = slot + 1;
                 continue;
             }
             let entry = data_offsets.len();
@@ -632,23 +637,34 @@ impl<'a> LiteralTable<'a> {
                     format!("literal fingerprint does not match key {key_text:?}"),
                 ));
             }
+            // Entries strictly increase in (sort key, folded key), so equal keys (which hash
+            // alike) would be neighbours: one comparison per entry rules out duplicates.
+            let sort_key = hash.rotate_left(32);
             let home = home_slot(hash, self.home_slots);
-            if home > slot || home < run_start || slot - home > self.max_probe {
+            let expected_slot = match previous {
+                None => home,
+                Some((previous_slot, previous_sort_key, previous_key)) => {
+                    let order = previous_sort_key
+                        .cmp(&sort_key)
+                        .then_with(|| cmp_keys(previous_key, key, self.fold));
+                    if order != Ordering::Less {
+                        return Err(Error::corrupt(
+                            slot_at,
+                            format!("literal key {key_text:?} out of order or stored twice"),
+                        ));
+                    }
+                    home.max(previous_slot + 1)
+                }
+            };
+            // The placement rule makes every slot from home to here occupied, so lookup's probe
+            // (which stops at an empty slot or after max_probe) reaches this one.
+            if slot != expected_slot || slot - home > self.max_probe {
                 return Err(Error::corrupt(
                     slot_at,
-                    format!("literal key {key_text:?} is not reachable from its home slot"),
+                    format!("literal key {key_text:?} is not where its hash places it"),
                 ));
             }
-            for earlier in (home..slot).filter(|&s| self.fingerprints[s] == self.fingerprints[slot])
-            {
-                let (other, _) = self.record(self.slot_offset(earlier)?)?;
-                if keys_equal(other, key, self.fold) {
-                    return Err(Error::corrupt(
-                        slot_at,
-                        format!("literal key {key_text:?} stored twice"),
-                    ));
-                }
-            }
+            previous = Some((slot, sort_key, key));
             if data_offset as usize >= data_len {
                 return Err(Error::corrupt(
                     start + 4,
@@ -665,7 +681,6 @@ impl<'a> LiteralTable<'a> {
                 }
             }
             max_displacement = max_displacement.max(slot - home);
-            last_occupied = Some(slot);
             data_offsets.push(data_offset);
         }
         if data_offsets.len() != self.entries {
@@ -684,6 +699,7 @@ impl<'a> LiteralTable<'a> {
                 "literal section: max probe is not exact",
             ));
         }
+        let last_occupied = previous.map(|(slot, _, _)| slot);
         if table_slots as u64 != self.home_slots && last_occupied != Some(table_slots - 1) {
             return Err(Error::corrupt(
                 32,
@@ -1245,6 +1261,58 @@ mod tests {
         }
         // Data offset changes below data_len are legal; key bytes (the vast majority) are caught.
         assert!(caught * 10 >= total * 8, "{caught} of {total}");
+    }
+
+    /// A section laid out by the normal writer but from keys that skipped deduplication and
+    /// may be in any order.
+    fn raw_section(keys: &[&str], fold: bool) -> Vec<u8> {
+        let mut b = LiteralTableBuilder::new(fold);
+        for (i, key) in keys.iter().enumerate() {
+            b.add(key, i as u32, i as u32);
+        }
+        let mut pending = b.keys;
+        pending.sort_by_key(|k| k.hash.rotate_left(32)); // stable: insertion order among equals
+        write_tables(b.buf, pending, fold).unwrap()
+    }
+
+    #[test]
+    fn check_rejects_duplicates_and_misordered_keys() {
+        let fine = raw_section(&["a", "b", "c"], true);
+        assert!(LiteralTable::new(&fine, true).unwrap().check(10).is_ok());
+        for keys in [&["a", "b", "a"][..], &["x", "X"], &["q", "q", "q"]] {
+            let section = raw_section(keys, true);
+            let table = LiteralTable::new(&section, true).unwrap();
+            let err = table.check(10).unwrap_err().to_string();
+            assert!(err.contains("stored twice"), "{keys:?}: {err}");
+            // Lookups still answer (the first of the equal keys).
+            assert!(table.lookup(keys[0].as_bytes()).unwrap().is_some());
+        }
+        // Case variants are distinct keys in a case-sensitive table.
+        let section = raw_section(&["x", "X"], false);
+        assert!(LiteralTable::new(&section, false)
+            .unwrap()
+            .check(10)
+            .is_ok());
+        // Keys sharing a home slot must be in hash order.
+        let home_of = |k: &str| home_slot(key_hash(k.as_bytes(), false), home_slots_for(2));
+        let names: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let (a, b) = names
+            .iter()
+            .flat_map(|a| names.iter().map(move |b| (a, b)))
+            .find(|(a, b)| {
+                let (ha, hb) = (key_hash(a.as_bytes(), false), key_hash(b.as_bytes(), false));
+                home_of(a) == home_of(b) && ha.rotate_left(32) < hb.rotate_left(32)
+            })
+            .unwrap();
+        let mut builder = LiteralTableBuilder::new(false);
+        builder.add(b, 0, 0);
+        builder.add(a, 1, 1);
+        let section = write_tables(builder.buf, builder.keys, false).unwrap();
+        let err = LiteralTable::new(&section, false)
+            .unwrap()
+            .check(10)
+            .unwrap_err();
+        assert!(err.to_string().contains("out of order"), "{err}");
     }
 
     #[test]
