@@ -82,7 +82,7 @@ const SELECT_STRIDE: usize = 64;
 const MAX_ENTRIES: usize = 1 << 30;
 /// How many slots ahead `check` prefetches key records.
 const CHECK_PREFETCH_DISTANCE: usize = 16;
-/// Keys hashed, then their fingerprint and slot lines prefetched, per step of `lookup_batch`.
+/// Keys per group in `lookup_batch` (16, 32 and 64 measured alike).
 const BATCH_GROUP: usize = 32;
 
 /// Number of home slots for `n` entries (load factor 2/3).
@@ -490,9 +490,10 @@ impl<'a> LiteralTable<'a> {
         self.lookup_hashed(query, key_hash(query, self.fold))
     }
 
-    /// Looks up many keys at once: `out[i]` = `lookup(keys[i])`. Hashes a group of keys and
-    /// prefetches their fingerprint and slot lines, then their candidate key records, before
-    /// comparing, so the memory latencies of a group overlap instead of adding up.
+    /// Looks up many keys at once: `out[i]` = `lookup(keys[i])`. Works in groups of 32 keys and
+    /// four passes per group (hash and fetch fingerprints; find the candidate slot and fetch it;
+    /// fetch the candidate key record; compare), so the memory waits of a group overlap instead
+    /// of adding up. (A rolling per-key pipeline measured no faster.)
     ///
     /// # Panics
     /// If `keys` and `out` differ in length.
