@@ -280,7 +280,8 @@ impl Database {
     pub fn lookup(&self, query: &str) -> Result<Matches> {
         let pin = self.pin();
         let mut out = Matches::default();
-        pin.snap.lookup_with(query, |raw| out.push(Match::new(raw, &pin)))?;
+        pin.snap
+            .lookup_with(query, |raw| out.push(Match::new(raw, &pin)))?;
         Ok(out)
     }
 
@@ -417,7 +418,9 @@ impl Matches {
             self.rest.get(i - 1)
         }
     }
-    pub fn iter(&self) -> std::iter::Chain<std::option::Iter<'_, Match>, std::slice::Iter<'_, Match>> {
+    pub fn iter(
+        &self,
+    ) -> std::iter::Chain<std::option::Iter<'_, Match>, std::slice::Iter<'_, Match>> {
         self.first.iter().chain(self.rest.iter())
     }
 }

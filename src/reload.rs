@@ -161,7 +161,8 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
     let Some(path) = shared.path.as_deref() else {
         return Err(Error::InvalidQuery {
             query: String::new(),
-            what: "this database was opened from bytes, not a file: there is nothing to reload".into(),
+            what: "this database was opened from bytes, not a file: there is nothing to reload"
+                .into(),
         });
     };
     let state = &shared.reload;
@@ -220,7 +221,11 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
         }
         Ok(snap)
     }));
-    let kind_ok = if in_place { ReloadKind::ModifiedInPlace } else { ReloadKind::Reloaded };
+    let kind_ok = if in_place {
+        ReloadKind::ModifiedInPlace
+    } else {
+        ReloadKind::Reloaded
+    };
     match opened {
         Ok(Ok(snap)) => {
             // Store the snapshot before publishing its generation: a reader that sees the new
@@ -241,7 +246,11 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
         }
         Ok(Err(e)) => {
             record_failure(state, &e, Some(now));
-            let kind = if in_place { ReloadKind::ModifiedInPlace } else { ReloadKind::Failed };
+            let kind = if in_place {
+                ReloadKind::ModifiedInPlace
+            } else {
+                ReloadKind::Failed
+            };
             Ok(Some(event(kind, Some(e.to_string()))))
         }
         Err(panic) => {
@@ -321,7 +330,11 @@ impl Watcher {
         }
         {
             let mut st = lock(&shared.reload.stats);
-            st.watch_mode = if notify.is_some() { "inotify" } else { "polling" };
+            st.watch_mode = if notify.is_some() {
+                "inotify"
+            } else {
+                "polling"
+            };
             st.watch_note = if opts.force_polling {
                 Some("polling forced by options".into())
             } else {
@@ -366,7 +379,12 @@ fn watch_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn watch_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Msg>, stop: Arc<AtomicBool>, opts: ReloadOptions) {
+fn watch_loop(
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Msg>,
+    stop: Arc<AtomicBool>,
+    opts: ReloadOptions,
+) {
     let mut failures: u32 = 0;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -398,12 +416,18 @@ fn watch_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Msg>, stop: Arc<AtomicBool
             }
             Err(RecvTimeoutError::Timeout) => {
                 // Polling: a changed identity must hold still for the debounce period.
-                let before = shared.path.as_deref().and_then(|p| FileIdentity::of_path(p).ok());
+                let before = shared
+                    .path
+                    .as_deref()
+                    .and_then(|p| FileIdentity::of_path(p).ok());
                 if before.is_none() || before == shared.current.load().identity() {
                     continue;
                 }
                 thread::sleep(opts.debounce);
-                let after = shared.path.as_deref().and_then(|p| FileIdentity::of_path(p).ok());
+                let after = shared
+                    .path
+                    .as_deref()
+                    .and_then(|p| FileIdentity::of_path(p).ok());
                 if after != before {
                     continue; // still changing; look again at the next tick
                 }

@@ -240,7 +240,8 @@ impl Snapshot {
         // which does not move when `backing` moves and is neither freed nor written while the
         // Snapshot lives. The 'static views are only handed out re-borrowed for `&self`
         // (see `views`), and the field order drops them before `backing`.
-        let file: &'static [u8] = unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let file: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let (views, info) = open_views(file)?;
         Ok(Snapshot {
             views,
@@ -272,7 +273,8 @@ impl Snapshot {
     }
 
     pub fn poison(&self) {
-        self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+        self.poisoned
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     #[inline]

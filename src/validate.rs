@@ -12,11 +12,11 @@ use std::fmt;
 use std::path::Path;
 
 use crate::database::Database;
-use crate::snapshot::Views;
 use crate::error::Error;
 use crate::format::{self, SectionInfo};
 use crate::mmdb::decode::ValueChecker;
 use crate::mmdb::metadata::parse_metadata;
+use crate::snapshot::Views;
 
 /// How deep [`Database::validate`] looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
