@@ -1,145 +1,401 @@
-//! `Database`: an opened file (memory-mapped, or bytes the caller owns) and the lookups on it.
+//! `Database`: the handle users hold. It serves the newest good [`Snapshot`] of its file and,
+//! with auto-reload, swaps in new versions while readers keep going.
 //!
-//! Opening is O(1) in the file size: find the metadata marker in the file's tail, decode the
-//! metadata map and the section directory, check every section's bounds, and keep zero-copy
-//! views of the tree, data section and indexes. Lookups read the mapped bytes in place.
-//! Damaged bytes surface as `Err` from the lookup that reads them (`validate` finds them all
-//! up front).
+//! The current snapshot lives behind an `ArcSwap`; a generation counter is bumped after each
+//! swap. Each thread keeps its own pin of the snapshot it last used (a thread-local `Rc`), so a
+//! lookup costs one atomic load of the generation plus thread-local bookkeeping, with or without
+//! auto-reload. Results (`Match`, `Matches`) hold the pin: the snapshot they borrow from stays
+//! mapped until the last result from it is dropped, even if a newer file is being served.
+//! That pin is a non-atomic `Rc`, which is why results are `!Send`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use crate::entry::mask;
-use crate::error::{Error, Result};
-use crate::format::{self, Directory, MatchMode, SectionInfo};
-use crate::glob::index::GlobIndex;
-use crate::literal::LiteralTable;
-use crate::mmdb::metadata::{parse_metadata, Metadata};
-use crate::mmdb::tree::SearchTree;
-use crate::validate::{self, ValidationLevel, ValidationReport};
+use arc_swap::ArcSwap;
+
+use crate::error::Result;
+use crate::reload::{self, Callback, ReloadEvent, ReloadOptions, ReloadState, ReloadStats};
+use crate::snapshot::{DatabaseInfo, EntryKind, RawMatch, Snapshot};
+use crate::validate::{ValidationLevel, ValidationReport};
 use crate::value::Value;
 
-/// What kind of entry produced a match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EntryKind {
-    Ip,
-    Literal,
-    Glob,
+/// Options for [`Database::from`]; finish with [`open`](OpenOptions::open).
+pub struct OpenOptions {
+    path: PathBuf,
+    auto_reload: bool,
+    reload: ReloadOptions,
+    callback: Option<Callback>,
 }
 
-impl EntryKind {
-    /// `"ip"`, `"literal"` or `"glob"`, as in the CLI's JSON output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Ip => "ip",
-            EntryKind::Literal => "literal",
-            EntryKind::Glob => "glob",
+impl fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("path", &self.path)
+            .field("auto_reload", &self.auto_reload)
+            .field("reload", &self.reload)
+            .field("callback", &self.callback.is_some())
+            .finish()
+    }
+}
+
+impl OpenOptions {
+    /// Watch the file and serve each new version that is renamed (or symlinked) into place, once
+    /// it has been opened and validated. A bad new file never replaces a good one.
+    pub fn auto_reload(mut self) -> Self {
+        self.auto_reload = true;
+        self
+    }
+
+    /// Called after every reload attempt the watcher makes (`Reloaded`, `Failed`,
+    /// `ModifiedInPlace`), on the watcher thread. It may call `lookup` on this database, and it
+    /// may drop the database (the watcher then stops once the callback returns). A panic in it
+    /// is caught and counted. No callback runs after the database's drop returns (unless the
+    /// drop happens inside the callback, which then finishes).
+    pub fn on_reload(mut self, f: impl Fn(&ReloadEvent) + Send + Sync + 'static) -> Self {
+        self.callback = Some(Arc::new(f));
+        self
+    }
+
+    /// Quiet period after the last file-system event before checking (default 200 ms).
+    pub fn debounce(mut self, quiet: Duration) -> Self {
+        self.reload.debounce = quiet;
+        self
+    }
+
+    /// Longest wait from the first event of a burst to the check, so a steady trickle of writes
+    /// cannot postpone a reload forever (default 2 s).
+    pub fn max_debounce_wait(mut self, max: Duration) -> Self {
+        self.reload.max_wait = max;
+        self
+    }
+
+    /// Validation a new file must pass before it is served (default `Standard`).
+    pub fn validation(mut self, level: ValidationLevel) -> Self {
+        self.reload.validation = level;
+        self
+    }
+
+    /// How often the file's identity is checked even without events (default 1 s); the only
+    /// detection when inotify is unavailable or polling is forced.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.reload.poll_interval = every;
+        self
+    }
+
+    /// Do not use inotify; detect changes by polling the file's identity.
+    pub fn force_polling(mut self, yes: bool) -> Self {
+        self.reload.force_polling = yes;
+        self
+    }
+
+    /// Upper bound of the back-off between checks after repeated failures (default 30 s).
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.reload.max_backoff = max;
+        self
+    }
+
+    /// Read the file into memory instead of mapping it. Costs memory and open time; in exchange
+    /// nothing done to the file afterwards (in-place writes, truncation) can affect lookups.
+    pub fn in_memory(mut self, yes: bool) -> Self {
+        self.reload.in_memory = yes;
+        self
+    }
+
+    /// Open (map) the file and check its metadata and section bounds: O(1) in the file size.
+    pub fn open(self) -> Result<Database> {
+        let snap = Snapshot::open(&self.path, self.reload.in_memory)?;
+        let shared = Arc::new(Shared::new(
+            snap,
+            Some(self.path),
+            ReloadState::new(self.reload, self.callback),
+        ));
+        let watcher = if self.auto_reload {
+            Some(reload::Watcher::spawn(shared.clone())?)
+        } else {
+            None
+        };
+        Ok(Database { watcher, shared })
+    }
+}
+
+/// State shared by the handle, the thread-local pins and the watcher thread.
+pub(crate) struct Shared {
+    id: u64,
+    pub path: Option<PathBuf>,
+    pub current: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+    pub reload: ReloadState,
+}
+
+impl Shared {
+    fn new(snap: Snapshot, path: Option<PathBuf>, reload: ReloadState) -> Shared {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            path,
+            current: ArcSwap::from_pointee(snap),
+            generation: AtomicU64::new(1),
+            reload,
         }
     }
-}
 
-impl fmt::Display for EntryKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Publish a snapshot already stored in `current`.
+    pub fn bump_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Source<'a> {
-    Text(&'a str),
-    /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
-    /// `depth` the tree depth of the hit in bits of the query's family.
-    Net {
-        query: IpAddr,
-        code: u8,
-        depth: u8,
-    },
+/// A thread's hold on one snapshot.
+struct Pin {
+    snap: Arc<Snapshot>,
 }
 
-/// One matching entry: its kind, the entry as inserted, and its data. Borrows the database.
-#[derive(Clone, Copy)]
-pub struct Match<'a> {
-    kind: EntryKind,
-    source: Source<'a>,
-    value: Value<'a>,
+struct PinSlot {
+    db: u64,
+    generation: u64,
+    pin: Rc<Pin>,
+    owner: Weak<Shared>,
 }
 
-impl<'a> Match<'a> {
+thread_local! {
+    static PINS: RefCell<Vec<PinSlot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An open database. `Send + Sync`: share it between threads with `Arc`.
+pub struct Database {
+    // Dropped first: stopping the watcher before the shared state goes.
+    watcher: Option<reload::Watcher>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.shared.path)
+            .field("generation", &self.generation())
+            .field("auto_reload", &self.watcher.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        drop(self.watcher.take());
+        // Release this thread's pin now; other threads release theirs at their next lookup of
+        // any database, or when they exit.
+        let id = self.shared.id;
+        let _ = PINS.try_with(|p| {
+            if let Ok(mut slots) = p.try_borrow_mut() {
+                slots.retain(|s| s.db != id);
+            }
+        });
+    }
+}
+
+impl Database {
+    /// Start opening the database at `path`: `Database::from(path).open()?`, or with
+    /// `.auto_reload()` and `.on_reload(..)` before `open`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from(path: impl AsRef<Path>) -> OpenOptions {
+        OpenOptions {
+            path: path.as_ref().to_path_buf(),
+            auto_reload: false,
+            reload: ReloadOptions::default(),
+            callback: None,
+        }
+    }
+
+    /// Open a database held in memory (e.g. built with `DatabaseBuilder::build`).
+    pub fn from_bytes(bytes: impl Into<Box<[u8]>>) -> Result<Database> {
+        let snap = Snapshot::from_bytes(bytes.into())?;
+        Ok(Database {
+            watcher: None,
+            shared: Arc::new(Shared::new(
+                snap,
+                None,
+                ReloadState::new(ReloadOptions::default(), None),
+            )),
+        })
+    }
+
+    /// This thread's pin of the current snapshot: one atomic load when nothing changed.
+    #[inline]
+    fn pin(&self) -> Rc<Pin> {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        let id = self.shared.id;
+        let fast = PINS.with(|p| {
+            let slots = p.borrow();
+            slots
+                .iter()
+                .find(|s| s.db == id && s.generation == generation)
+                .map(|s| s.pin.clone())
+        });
+        match fast {
+            Some(pin) => pin,
+            None => self.repin(generation),
+        }
+    }
+
+    #[cold]
+    fn repin(&self, generation: u64) -> Rc<Pin> {
+        let pin = Rc::new(Pin {
+            snap: self.shared.current.load_full(),
+        });
+        let id = self.shared.id;
+        PINS.with(|p| {
+            let mut slots = p.borrow_mut();
+            // Forget pins of databases that were closed, so their snapshots can go.
+            slots.retain(|s| s.db == id || s.owner.strong_count() > 0);
+            match slots.iter_mut().find(|s| s.db == id) {
+                Some(s) => {
+                    s.generation = generation;
+                    s.pin = pin.clone();
+                }
+                None => slots.push(PinSlot {
+                    db: id,
+                    generation,
+                    pin: pin.clone(),
+                    owner: Arc::downgrade(&self.shared),
+                }),
+            }
+        });
+        pin
+    }
+
+    /// Every entry matching `query`, in order: the IP network (when `query` is an IP address),
+    /// the exact literal, then each matching glob in insertion order. IP text is also checked
+    /// against literals and globs (so `glob:10.0.*` matches `10.0.0.1`). An IPv6 address
+    /// against an IPv4-only database is a miss here (and an error from [`lookup_ip`](Self::lookup_ip)).
+    pub fn lookup(&self, query: &str) -> Result<Matches> {
+        let pin = self.pin();
+        let mut out = Matches::default();
+        pin.snap
+            .lookup_with(query, |raw| out.push(Match::new(raw, &pin)))?;
+        Ok(out)
+    }
+
+    /// The IP network (longest prefix) holding `ip`, if any.
+    pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
+        let pin = self.pin();
+        let raw = pin.snap.lookup_ip(ip)?;
+        Ok(raw.map(|raw| Match::new(raw, &pin)))
+    }
+
+    /// Metadata, counts and layout of the snapshot being served.
+    pub fn info(&self) -> DatabaseInfo {
+        self.shared.current.load().info().clone()
+    }
+
+    /// The file this database was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
+    }
+
+    /// Which version is served: 1 at open, +1 at every successful reload.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation()
+    }
+
+    /// Reload counters (all zero without auto-reload or manual reloads).
+    pub fn stats(&self) -> ReloadStats {
+        let mut s = reload_stats(&self.shared);
+        s.generation = self.generation();
+        s
+    }
+
+    /// Check the path now and swap in a new file if it names one (manual trigger; the library
+    /// installs no signal handlers). Returns what happened, `Skipped` if the file is unchanged.
+    /// The `on_reload` callback is not called for manual reloads: the caller has the event.
+    pub fn reload_now(&self) -> Result<ReloadEvent> {
+        let ev = reload::attempt(&self.shared, true)?;
+        Ok(ev.expect("a forced reload attempt always reports an event"))
+    }
+
+    /// Validate the snapshot being served: `Standard` checks metadata, section bounds and
+    /// checksums; `Strict` also walks every tree node, index entry and value.
+    pub fn validate(&self, level: ValidationLevel) -> ValidationReport {
+        self.shared.current.load().validate(level)
+    }
+}
+
+fn reload_stats(shared: &Shared) -> ReloadStats {
+    shared
+        .reload
+        .stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// One matching entry: its kind, the entry as inserted, and its data. Keeps the database
+/// version it came from alive; use and drop it on the thread that looked it up.
+pub struct Match {
+    raw: RawMatch<'static>,
+    _pin: Rc<Pin>,
+}
+
+impl Match {
+    fn new(raw: RawMatch<'_>, pin: &Rc<Pin>) -> Match {
+        // SAFETY: `raw` borrows bytes of `pin.snap`, which the `Rc<Pin>` stored next to it keeps
+        // alive (and unmoved: the bytes live in a heap allocation or mapping owned by the
+        // snapshot) for as long as this Match exists. The 'static lifetime never escapes: every
+        // accessor re-borrows it for `&self`.
+        let raw = unsafe { std::mem::transmute::<RawMatch<'_>, RawMatch<'static>>(raw) };
+        Match {
+            raw,
+            _pin: pin.clone(),
+        }
+    }
+
     pub fn kind(&self) -> EntryKind {
-        self.kind
+        self.raw.kind()
     }
 
     /// The entry as inserted: a network in CIDR form (`10.0.0.0/8`), the literal, or the glob.
     /// For a plain `.mmdb` file (which does not record inserted networks) the network is the
     /// tree leaf that answered, as other MaxMind DB readers report it.
-    pub fn entry(&self) -> Cow<'a, str> {
-        match self.source {
-            Source::Text(s) => Cow::Borrowed(s),
-            Source::Net { .. } => {
-                let (addr, len) = self
-                    .network()
-                    .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-                Cow::Owned(format!("{addr}/{len}"))
-            }
-        }
+    pub fn entry(&self) -> Cow<'_, str> {
+        self.raw.entry()
     }
 
     /// The network of an IP match (address with host bits cleared, prefix length).
     pub fn network(&self) -> Option<(IpAddr, u8)> {
-        let Source::Net { query, code, depth } = self.source else {
-            return None;
-        };
-        let low32 = |ip: IpAddr| match ip {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(a) => Ipv4Addr::from(u128::from(a) as u32),
-        };
-        let as_v6 = |ip: IpAddr| match ip {
-            // IPv4 entries of an IPv6 tree live at ::a.b.c.d.
-            IpAddr::V4(a) => Ipv6Addr::from(u128::from(u32::from(a))),
-            IpAddr::V6(a) => a,
-        };
-        Some(match code {
-            1..=129 => {
-                let len = code - 1;
-                (mask(IpAddr::V6(as_v6(query)), len), len)
-            }
-            130..=162 => {
-                let len = code - 130;
-                (mask(IpAddr::V4(low32(query)), len), len)
-            }
-            _ => (mask(query, depth), depth),
-        })
+        self.raw.network()
     }
 
     /// The entry's data, decoded lazily.
-    pub fn value(&self) -> Value<'a> {
-        self.value
+    pub fn value(&self) -> Value<'_> {
+        self.raw.value()
     }
 }
 
-impl fmt::Debug for Match<'_> {
+impl fmt::Debug for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Match")
-            .field("kind", &self.kind)
-            .field("entry", &self.entry())
-            .field("value", &self.value)
-            .finish()
+        self.raw.fmt(f)
     }
 }
 
 /// All matches of one query, in a stable order: the IP match, then the exact literal, then each
 /// matching glob in insertion order. Holds one match without allocating.
-#[derive(Debug, Clone, Default)]
-pub struct Matches<'a> {
-    first: Option<Match<'a>>,
-    rest: Vec<Match<'a>>,
+#[derive(Debug, Default)]
+pub struct Matches {
+    first: Option<Match>,
+    rest: Vec<Match>,
 }
 
-impl<'a> Matches<'a> {
-    fn push(&mut self, m: Match<'a>) {
+impl Matches {
+    fn push(&mut self, m: Match) {
         if self.first.is_none() {
             self.first = Some(m);
         } else {
@@ -152,431 +408,35 @@ impl<'a> Matches<'a> {
     pub fn is_empty(&self) -> bool {
         self.first.is_none()
     }
-    pub fn first(&self) -> Option<&Match<'a>> {
+    pub fn first(&self) -> Option<&Match> {
         self.first.as_ref()
     }
-    pub fn get(&self, i: usize) -> Option<&Match<'a>> {
+    pub fn get(&self, i: usize) -> Option<&Match> {
         if i == 0 {
             self.first.as_ref()
         } else {
             self.rest.get(i - 1)
         }
     }
-    pub fn iter(&self) -> impl Iterator<Item = &Match<'a>> + '_ {
+    pub fn iter(
+        &self,
+    ) -> std::iter::Chain<std::option::Iter<'_, Match>, std::slice::Iter<'_, Match>> {
         self.first.iter().chain(self.rest.iter())
     }
 }
 
-impl<'a> IntoIterator for Matches<'a> {
-    type Item = Match<'a>;
-    type IntoIter =
-        std::iter::Chain<std::option::IntoIter<Match<'a>>, std::vec::IntoIter<Match<'a>>>;
+impl IntoIterator for Matches {
+    type Item = Match;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Match>, std::vec::IntoIter<Match>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.into_iter().chain(self.rest)
     }
 }
 
-impl<'m, 'a> IntoIterator for &'m Matches<'a> {
-    type Item = &'m Match<'a>;
-    type IntoIter =
-        std::iter::Chain<std::option::Iter<'m, Match<'a>>, std::slice::Iter<'m, Match<'a>>>;
+impl<'m> IntoIterator for &'m Matches {
+    type Item = &'m Match;
+    type IntoIter = std::iter::Chain<std::option::Iter<'m, Match>, std::slice::Iter<'m, Match>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.first.iter().chain(self.rest.iter())
+        self.iter()
     }
-}
-
-/// What a database is: metadata, counts and layout (for `matchy inspect`).
-#[derive(Debug, Clone)]
-pub struct DatabaseInfo {
-    /// `"matchy"` for files with matchy's extension sections, `"mmdb"` for plain MaxMind DB files.
-    pub format: &'static str,
-    pub database_type: String,
-    pub description: Vec<(String, String)>,
-    pub languages: Vec<String>,
-    pub build_epoch: u64,
-    pub ip_version: u16,
-    pub record_size: u16,
-    pub node_count: u32,
-    pub match_mode: MatchMode,
-    /// Entry counts; `None` for plain `.mmdb` files, which do not record them.
-    pub ip_count: Option<u64>,
-    pub literal_count: Option<u64>,
-    pub glob_count: Option<u64>,
-    pub file_size: u64,
-    pub tree_size: u64,
-    pub data_section_size: u64,
-    pub metadata_offset: u64,
-    /// Every section with its absolute offset, length and CRC (empty for plain `.mmdb` files).
-    pub sections: Vec<SectionInfo>,
-}
-
-/// Options for [`Database::from`]; finish with [`open`](OpenOptions::open).
-#[derive(Debug, Clone)]
-pub struct OpenOptions {
-    path: PathBuf,
-}
-
-impl OpenOptions {
-    /// Map the file and check its metadata and section bounds (O(1) in the file size).
-    pub fn open(self) -> Result<Database> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        // SAFETY: the mapping is read-only and private to this Database. A database file must be
-        // replaced by rename, never modified in place (documented in the README); every read of
-        // the mapping is bounds-checked against its length, so no read leaves the mapping.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&self.path, e))?;
-        let shown = self.path.display().to_string();
-        Database::with_backing(Backing::Mapped(map), Some(self.path)).map_err(|e| match e {
-            Error::Corrupt { offset, what } => Error::Corrupt {
-                offset,
-                what: format!("{shown}: {what}"),
-            },
-            other => other,
-        })
-    }
-}
-
-enum Backing {
-    Mapped(memmap2::Mmap),
-    Owned(Box<[u8]>),
-}
-
-impl Backing {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Backing::Mapped(m) => m,
-            Backing::Owned(b) => b,
-        }
-    }
-}
-
-/// Zero-copy views into the file, all borrowing the same bytes.
-pub(crate) struct Views<'a> {
-    pub file: &'a [u8],
-    pub tree: SearchTree<'a>,
-    pub data: &'a [u8],
-    pub data_offset: u64,
-    pub prefixes: &'a [u8],
-    pub literals: Option<LiteralTable<'a>>,
-    pub globs: Option<GlobIndex<'a>>,
-    pub directory: Option<Directory>,
-    pub metadata_offset: usize,
-}
-
-/// An open database. `Send + Sync`: share it between threads with `Arc`.
-pub struct Database {
-    // Field order matters: `views` borrows `backing` and must be dropped first.
-    views: Views<'static>,
-    info: DatabaseInfo,
-    path: Option<PathBuf>,
-    backing: Backing,
-}
-
-impl fmt::Debug for Database {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("path", &self.path)
-            .field("info", &self.info)
-            .finish()
-    }
-}
-
-impl Database {
-    /// Start opening the database at `path`: `Database::from(path).open()?`.
-    #[allow(clippy::should_implement_trait)]
-    pub fn from(path: impl AsRef<Path>) -> OpenOptions {
-        OpenOptions {
-            path: path.as_ref().to_path_buf(),
-        }
-    }
-
-    /// Open a database held in memory (e.g. built with `DatabaseBuilder::build`).
-    pub fn from_bytes(bytes: impl Into<Box<[u8]>>) -> Result<Database> {
-        Database::with_backing(Backing::Owned(bytes.into()), None)
-    }
-
-    fn with_backing(backing: Backing, path: Option<PathBuf>) -> Result<Database> {
-        let bytes = backing.bytes();
-        // SAFETY: `bytes` points into memory owned by `backing` (a heap allocation or a mapping),
-        // which does not move when `backing` moves and is neither freed nor written while the
-        // Database lives. The 'static views are only handed out re-borrowed for `&self`
-        // (see `views`), and the field order drops them before `backing`.
-        let file: &'static [u8] =
-            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
-        let (views, info) = open_views(file)?;
-        Ok(Database {
-            views,
-            info,
-            path,
-            backing,
-        })
-    }
-
-    pub(crate) fn views(&self) -> &Views<'_> {
-        &self.views
-    }
-
-    /// The file this database was opened from, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    /// Metadata, counts and layout.
-    pub fn info(&self) -> &DatabaseInfo {
-        &self.info
-    }
-
-    /// The raw bytes of the database file.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.backing.bytes()
-    }
-
-    /// The metadata map (standard MaxMind DB keys plus matchy's).
-    pub fn metadata(&self) -> Result<Value<'_>> {
-        let v = self.views();
-        let meta = parse_metadata(v.file)?;
-        Ok(meta.map)
-    }
-
-    /// Check the file: `Standard` checks metadata, section bounds and checksums; `Strict` also
-    /// walks every tree node, index entry and value.
-    pub fn validate(&self, level: ValidationLevel) -> ValidationReport {
-        validate::validate_views(self.views(), level)
-    }
-
-    /// Every entry matching `query`, in order: the IP network (when `query` is an IP address),
-    /// the exact literal, then each matching glob in insertion order. IP text is also checked
-    /// against literals and globs (so `glob:10.0.*` matches `10.0.0.1`). An IPv6 address
-    /// against an IPv4-only database is a miss here (and an error from [`lookup_ip`](Self::lookup_ip)).
-    pub fn lookup(&self, query: &str) -> Result<Matches<'_>> {
-        let v = self.views();
-        let mut out = Matches::default();
-        if let Some(ip) = parse_ip(query) {
-            match self.ip_match(ip) {
-                Ok(Some(m)) => out.push(m),
-                Ok(None) | Err(Error::InvalidQuery { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let q = query.as_bytes();
-        if let Some(lit) = &v.literals {
-            if let Some(hit) = lit.lookup(q)? {
-                out.push(Match {
-                    kind: EntryKind::Literal,
-                    source: Source::Text(hit.key),
-                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                });
-            }
-        }
-        if let Some(globs) = &v.globs {
-            globs.for_each_match(q, |hit| {
-                out.push(Match {
-                    kind: EntryKind::Glob,
-                    source: Source::Text(hit.pattern),
-                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                })
-            })?;
-        }
-        Ok(out)
-    }
-
-    /// The IP network (longest prefix) holding `ip`, if any.
-    pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match<'_>>> {
-        self.ip_match(ip)
-    }
-
-    #[inline]
-    fn ip_match(&self, ip: IpAddr) -> Result<Option<Match<'_>>> {
-        let v = self.views();
-        let Some(hit) = v.tree.lookup(ip)? else {
-            return Ok(None);
-        };
-        let code = v
-            .prefixes
-            .get(hit.node as usize * 2 + hit.side as usize)
-            .copied()
-            .unwrap_or(0);
-        Ok(Some(Match {
-            kind: EntryKind::Ip,
-            source: Source::Net {
-                query: ip,
-                code,
-                depth: hit.depth,
-            },
-            value: Value::new(v.data, hit.data_offset, v.data_offset),
-        }))
-    }
-}
-
-/// An IP address query: cheap rejection first, since most string queries are not IPs.
-#[inline]
-fn parse_ip(query: &str) -> Option<IpAddr> {
-    let first = *query.as_bytes().first()?;
-    if !(first.is_ascii_hexdigit() || first == b':') || query.len() > 45 {
-        return None;
-    }
-    query.parse().ok()
-}
-
-fn section_bytes<'a>(
-    file: &'a [u8],
-    dir: &Directory,
-    name: &str,
-    data_end: u64,
-    metadata_offset: usize,
-) -> Result<Option<&'a [u8]>> {
-    let Some(s) = dir.section(name) else {
-        return Ok(None);
-    };
-    let end = s.offset.checked_add(s.length);
-    match end {
-        Some(end) if s.offset >= data_end && end <= metadata_offset as u64 && s.offset % 8 == 0 => {
-            Ok(Some(&file[s.offset as usize..end as usize]))
-        }
-        _ => Err(Error::corrupt(
-            s.offset,
-            format!(
-                "section {name:?} ({} bytes at {}) is misplaced: it must be 8-byte aligned and lie between the data section (ends at {data_end}) and the metadata (at {metadata_offset})",
-                s.length, s.offset
-            ),
-        )),
-    }
-}
-
-fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
-    let meta: Metadata<'_> = parse_metadata(file)?;
-    let marker = meta.start;
-    let tree_size = u64::from(meta.node_count) * u64::from(meta.record_size) / 4;
-    if tree_size + 16 > marker as u64 {
-        return Err(Error::corrupt(
-            marker,
-            format!(
-                "metadata says the search tree is {tree_size} bytes ({} nodes of {} bits) but the metadata starts at byte {marker}",
-                meta.node_count, meta.record_size
-            ),
-        ));
-    }
-    let tree_bytes = &file[..tree_size as usize];
-    let tree = SearchTree::new(
-        tree_bytes,
-        meta.node_count,
-        meta.record_size,
-        meta.ip_version,
-    )?;
-    let directory = Directory::from_metadata(meta.map, marker)?;
-    let data_offset = tree_size + 16;
-    let (data, prefixes, literals, globs, fold) = match &directory {
-        None => (
-            &file[data_offset as usize..marker],
-            &[][..],
-            None,
-            None,
-            false,
-        ),
-        Some(dir) => {
-            let d = dir.section(format::SECTION_DATA).ok_or_else(|| {
-                Error::corrupt(
-                    marker,
-                    "metadata key \"matchy\": no \"data\" section listed",
-                )
-            })?;
-            let data_end = d
-                .offset
-                .checked_add(d.length)
-                .filter(|&e| e <= marker as u64);
-            let Some(data_end) = data_end.filter(|_| d.offset == data_offset) else {
-                return Err(Error::corrupt(
-                    d.offset,
-                    format!(
-                        "data section ({} bytes at {}) must start right after the tree separator (at {data_offset}) and end before the metadata (at {marker})",
-                        d.length, d.offset
-                    ),
-                ));
-            };
-            let fold = dir.match_mode.folds();
-            let prefixes = section_bytes(file, dir, format::SECTION_IP_PREFIXES, data_end, marker)?
-                .unwrap_or(&[]);
-            if !prefixes.is_empty() && prefixes.len() as u64 != u64::from(meta.node_count) * 2 {
-                return Err(Error::corrupt(
-                    dir.section(format::SECTION_IP_PREFIXES)
-                        .map_or(0, |s| s.offset),
-                    format!(
-                        "ip_prefixes section has {} bytes, expected 2 per tree node ({})",
-                        prefixes.len(),
-                        u64::from(meta.node_count) * 2
-                    ),
-                ));
-            }
-            let literals =
-                match section_bytes(file, dir, format::SECTION_LITERALS, data_end, marker)? {
-                    Some(b) => Some(LiteralTable::new(b, fold).map_err(|e| {
-                        e.at_base(
-                            dir.section(format::SECTION_LITERALS)
-                                .map_or(0, |s| s.offset),
-                        )
-                    })?),
-                    None => None,
-                };
-            let globs = match section_bytes(file, dir, format::SECTION_GLOBS, data_end, marker)? {
-                Some(b) => Some(GlobIndex::new(b, fold).map_err(|e| {
-                    e.at_base(dir.section(format::SECTION_GLOBS).map_or(0, |s| s.offset))
-                })?),
-                None => None,
-            };
-            (
-                &file[data_offset as usize..data_end as usize],
-                prefixes,
-                literals,
-                globs,
-                fold,
-            )
-        }
-    };
-    let info = DatabaseInfo {
-        format: if directory.is_some() {
-            "matchy"
-        } else {
-            "mmdb"
-        },
-        database_type: meta.database_type.to_string(),
-        description: meta
-            .description
-            .iter()
-            .map(|(l, t)| (l.to_string(), t.to_string()))
-            .collect(),
-        languages: meta.languages.iter().map(|l| l.to_string()).collect(),
-        build_epoch: meta.build_epoch,
-        ip_version: meta.ip_version,
-        record_size: meta.record_size,
-        node_count: meta.node_count,
-        match_mode: if fold {
-            MatchMode::CaseInsensitive
-        } else {
-            MatchMode::CaseSensitive
-        },
-        ip_count: directory.as_ref().map(|d| d.ip_count),
-        literal_count: directory.as_ref().map(|d| d.literal_count),
-        glob_count: directory.as_ref().map(|d| d.glob_count),
-        file_size: file.len() as u64,
-        tree_size,
-        data_section_size: data.len() as u64,
-        metadata_offset: marker as u64,
-        sections: directory
-            .as_ref()
-            .map(|d| d.sections.clone())
-            .unwrap_or_default(),
-    };
-    Ok((
-        Views {
-            file,
-            tree,
-            data,
-            data_offset,
-            prefixes,
-            literals,
-            globs,
-            directory,
-            metadata_offset: marker,
-        },
-        info,
-    ))
 }

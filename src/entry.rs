@@ -90,7 +90,9 @@ fn looks_like_network(text: &str) -> bool {
     }
     let dotted = addr.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && addr.bytes().filter(|&b| b == b'.').count() == 3;
-    let v6 = addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    let v6 = addr
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         && (addr.contains("::") || addr.bytes().filter(|&b| b == b':').count() == 7);
     dotted || v6
 }
@@ -173,14 +175,31 @@ mod tests {
             Entry::Literal(r"a\*b".into())
         );
         // Broken IPs are errors, not silent literals; other dotted or colon text is literal.
-        for broken in ["1.2.3.4/33", "1.2.3.256", "01.2.3.4", "2001:db8::/129", "2001:db8:::1"] {
+        for broken in [
+            "1.2.3.4/33",
+            "1.2.3.256",
+            "01.2.3.4",
+            "2001:db8::/129",
+            "2001:db8:::1",
+        ] {
             let err = parse_entry(broken).unwrap_err();
             assert!(err.contains("literal:"), "{broken}: {err}");
         }
-        for literal in ["2001:db8::g.com", "1.2.3.4/+8", "1.2.3", "00:11:22:33:44:55"] {
-            assert_eq!(parse_entry(literal).unwrap(), Entry::Literal(literal.into()));
+        for literal in [
+            "2001:db8::g.com",
+            "1.2.3.4/+8",
+            "1.2.3",
+            "00:11:22:33:44:55",
+        ] {
+            assert_eq!(
+                parse_entry(literal).unwrap(),
+                Entry::Literal(literal.into())
+            );
         }
-        assert_eq!(parse_entry("literal:1.2.3.256").unwrap(), Entry::Literal("1.2.3.256".into()));
+        assert_eq!(
+            parse_entry("literal:1.2.3.256").unwrap(),
+            Entry::Literal("1.2.3.256".into())
+        );
     }
 
     #[test]

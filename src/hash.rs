@@ -60,10 +60,24 @@ pub fn key_hash(key: &[u8], fold: bool) -> u64 {
         h ^= h >> 29;
     }
     let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        let mut w = u64::from_le_bytes(buf);
+    let n = rest.len();
+    if n > 0 {
+        // The zero-padded little-endian word of the last 1..=7 bytes, assembled from two
+        // overlapping reads (a copy into a stack buffer stalls on the wide read back).
+        let mut w = if n >= 4 {
+            let lo = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+            let hi = u64::from(u32::from_le_bytes([
+                rest[n - 4],
+                rest[n - 3],
+                rest[n - 2],
+                rest[n - 1],
+            ]));
+            lo | (hi << ((n - 4) * 8))
+        } else {
+            u64::from(rest[0])
+                | (u64::from(rest[n / 2]) << (n / 2 * 8))
+                | (u64::from(rest[n - 1]) << ((n - 1) * 8))
+        };
         if fold {
             w = fold_word(w);
         }
@@ -106,6 +120,23 @@ mod tests {
                 [b, b'A', b'z', b'@', b'[', b'Z', 0xC3, b'`'].map(|x| x.to_ascii_lowercase()),
             );
             assert_eq!(fold_word(w), expect, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn tail_word_equals_zero_padding() {
+        // The tail assembly must give exactly the zero-padded word the format defines.
+        let text = b"abcdefghijklmnopqrstuvwxyzABCDEFG";
+        for len in 0..text.len() {
+            let key = &text[..len];
+            let mut h = (len as u64).wrapping_mul(K_MUL);
+            for c in key.chunks(8) {
+                let mut buf = [0u8; 8];
+                buf[..c.len()].copy_from_slice(c);
+                h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(K_MUL);
+                h ^= h >> 29;
+            }
+            assert_eq!(key_hash(key, false), fmix64(h), "length {len}");
         }
     }
 

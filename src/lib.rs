@@ -29,13 +29,23 @@ mod value;
 
 mod builder;
 mod database;
+mod reload;
+mod snapshot;
 mod validate;
 
 pub use builder::{BuildStats, DatabaseBuilder, DuplicatePolicy};
 pub use data::DataValue;
-pub use database::{Database, DatabaseInfo, EntryKind, Match, Matches, OpenOptions};
+pub use database::{Database, Match, Matches, OpenOptions};
 pub use entry::{parse_entry, Entry};
 pub use error::{Error, Result};
 pub use format::{MatchMode, SectionInfo};
+pub use reload::{ReloadEvent, ReloadKind, ReloadStats};
+pub use snapshot::{DatabaseInfo, EntryKind};
 pub use validate::{validate_file, ValidationIssue, ValidationLevel, ValidationReport};
-pub use value::{Value, ValueKind};
+pub use value::{ArrayIter, MapIter, Value, ValueKind};
+
+/// Internal entry points for the criterion benches in `benches/`; not a stable API.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::literal::bench_support::*;
+}

@@ -11,11 +11,12 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::database::{Database, Views};
+use crate::database::Database;
 use crate::error::Error;
 use crate::format::{self, SectionInfo};
-use crate::mmdb::decode::check_value;
+use crate::mmdb::decode::ValueChecker;
 use crate::mmdb::metadata::parse_metadata;
+use crate::snapshot::Views;
 
 /// How deep [`Database::validate`] looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,8 +266,10 @@ fn strict(v: &Views<'_>, r: &mut ValidationReport) {
     }
     offsets.sort_unstable();
     offsets.dedup();
+    // One checker for all values: shared sub-values (pointer targets) are walked once.
+    let mut checker = ValueChecker::new();
     for &off in &offsets {
-        if let Err(e) = check_value(v.data, off, v.data_offset) {
+        if let Err(e) = checker.check(v.data, off, v.data_offset) {
             r.error(e);
             if r.errors.len() >= 20 {
                 break;

@@ -11,7 +11,7 @@ fn tag(i: usize) -> DataValue {
     DataValue::Map(vec![("id".into(), DataValue::Uint32(i as u32))])
 }
 
-fn id_of(m: &matchy::Match<'_>) -> u64 {
+fn id_of(m: &matchy::Match) -> u64 {
     m.value().get(&["id"]).unwrap().unwrap().as_u64().unwrap()
 }
 

@@ -38,7 +38,7 @@ fn intentionally_broken(p: &Path) -> bool {
     n.contains("broken") || n.contains("Broken") || n.contains("Invalid")
 }
 
-fn json_of(m: &matchy::Match<'_>) -> serde_json::Value {
+fn json_of(m: &matchy::Match) -> serde_json::Value {
     numbers_as_f64(serde_json::from_str(&m.value().to_json().unwrap()).unwrap())
 }
 

@@ -17,9 +17,9 @@ pub fn run(args: InspectArgs) -> u8 {
     let info = db.info();
     let file = args.database.to_string_lossy();
     if args.json {
-        println!("{}", to_json(&file, info));
+        println!("{}", to_json(&file, &info));
     } else {
-        print!("{}", to_table(&file, info));
+        print!("{}", to_table(&file, &info));
     }
     EXIT_OK
 }

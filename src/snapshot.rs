@@ -1,0 +1,555 @@
+//! `Snapshot`: one opened database file (memory-mapped, or bytes in memory) and the lookups on
+//! it. A `Database` serves the newest good snapshot of its file; everything that reads bytes is
+//! here.
+//!
+//! Opening is O(1) in the file size: find the metadata marker in the file's tail, decode the
+//! metadata map and the section directory, check every section's bounds, and keep zero-copy
+//! views of the tree, data section and indexes. Lookups read the bytes in place. Damaged bytes
+//! surface as `Err` from the lookup that reads them (`validate` finds them all up front).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::entry::mask;
+use crate::error::{Error, Result};
+use crate::format::{self, Directory, MatchMode, SectionInfo};
+use crate::glob::index::GlobIndex;
+use crate::literal::LiteralTable;
+use crate::mmdb::metadata::{parse_metadata, Metadata};
+use crate::mmdb::tree::SearchTree;
+use crate::validate::{self, ValidationLevel, ValidationReport};
+use crate::value::Value;
+
+/// What kind of entry produced a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Ip,
+    Literal,
+    Glob,
+}
+
+impl EntryKind {
+    /// `"ip"`, `"literal"` or `"glob"`, as in the CLI's JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Ip => "ip",
+            EntryKind::Literal => "literal",
+            EntryKind::Glob => "glob",
+        }
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Source<'a> {
+    Text(&'a str),
+    /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
+    /// `depth` the tree depth of the hit in bits of the query's family.
+    Net {
+        query: IpAddr,
+        code: u8,
+        depth: u8,
+    },
+}
+
+/// One matching entry, borrowing the snapshot it came from. [`crate::Match`] wraps it with
+/// the pin that keeps the snapshot alive.
+#[derive(Clone, Copy)]
+pub(crate) struct RawMatch<'a> {
+    kind: EntryKind,
+    source: Source<'a>,
+    value: Value<'a>,
+}
+
+impl<'a> RawMatch<'a> {
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+
+    /// The entry as inserted: a network in CIDR form (`10.0.0.0/8`), the literal, or the glob.
+    /// For a plain `.mmdb` file (which does not record inserted networks) the network is the
+    /// tree leaf that answered, as other MaxMind DB readers report it.
+    pub fn entry(&self) -> Cow<'a, str> {
+        match self.source {
+            Source::Text(s) => Cow::Borrowed(s),
+            Source::Net { .. } => {
+                let (addr, len) = self
+                    .network()
+                    .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+                Cow::Owned(format!("{addr}/{len}"))
+            }
+        }
+    }
+
+    /// The network of an IP match (address with host bits cleared, prefix length).
+    pub fn network(&self) -> Option<(IpAddr, u8)> {
+        let Source::Net { query, code, depth } = self.source else {
+            return None;
+        };
+        let low32 = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(a) => Ipv4Addr::from(u128::from(a) as u32),
+        };
+        let as_v6 = |ip: IpAddr| match ip {
+            // IPv4 entries of an IPv6 tree live at ::a.b.c.d.
+            IpAddr::V4(a) => Ipv6Addr::from(u128::from(u32::from(a))),
+            IpAddr::V6(a) => a,
+        };
+        Some(match code {
+            1..=129 => {
+                let len = code - 1;
+                (mask(IpAddr::V6(as_v6(query)), len), len)
+            }
+            130..=162 => {
+                let len = code - 130;
+                (mask(IpAddr::V4(low32(query)), len), len)
+            }
+            _ => (mask(query, depth), depth),
+        })
+    }
+
+    /// The entry's data, decoded lazily.
+    pub fn value(&self) -> Value<'a> {
+        self.value
+    }
+}
+
+impl fmt::Debug for RawMatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Match")
+            .field("kind", &self.kind)
+            .field("entry", &self.entry())
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
+/// What a database is: metadata, counts and layout (for `matchy inspect`).
+#[derive(Debug, Clone)]
+pub struct DatabaseInfo {
+    /// `"matchy"` for files with matchy's extension sections, `"mmdb"` for plain MaxMind DB files.
+    pub format: &'static str,
+    pub database_type: String,
+    pub description: Vec<(String, String)>,
+    pub languages: Vec<String>,
+    pub build_epoch: u64,
+    pub ip_version: u16,
+    pub record_size: u16,
+    pub node_count: u32,
+    pub match_mode: MatchMode,
+    /// Entry counts; `None` for plain `.mmdb` files, which do not record them.
+    pub ip_count: Option<u64>,
+    pub literal_count: Option<u64>,
+    pub glob_count: Option<u64>,
+    pub file_size: u64,
+    pub tree_size: u64,
+    pub data_section_size: u64,
+    pub metadata_offset: u64,
+    /// Every section with its absolute offset, length and CRC (empty for plain `.mmdb` files).
+    pub sections: Vec<SectionInfo>,
+}
+
+/// Which file a snapshot was read from: what the reload watcher compares to decide whether the
+/// path now names a different file (rename, symlink swap) or the same file changed in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub inode: u64,
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch (not whole seconds: two writes within
+    /// one second must still differ).
+    pub mtime_ns: i128,
+}
+
+impl FileIdentity {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    /// The identity of the file `path` names now (following symlinks).
+    pub(crate) fn of_path(path: &Path) -> std::io::Result<FileIdentity> {
+        std::fs::metadata(path).map(|m| FileIdentity::of(&m))
+    }
+
+    /// Same inode, different size or mtime: the file was written in place.
+    pub(crate) fn modified_in_place(&self, now: &FileIdentity) -> bool {
+        self.dev == now.dev && self.inode == now.inode && self != now
+    }
+}
+
+/// One opened database file. Immutable; shared between threads.
+pub(crate) struct Snapshot {
+    // Field order matters: `views` borrows `backing` and must be dropped first.
+    views: Views<'static>,
+    info: DatabaseInfo,
+    identity: Option<FileIdentity>,
+    /// The file was found modified in place after this snapshot mapped it: lookups refuse to
+    /// read the mapping (it may be half-written or truncated).
+    poisoned: std::sync::atomic::AtomicBool,
+    backing: Backing,
+}
+
+impl Snapshot {
+    /// Map (or, with `in_memory`, read) the file at `path` and check its structure.
+    pub fn open(path: &Path, in_memory: bool) -> Result<Snapshot> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        let backing = if in_memory {
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(path, e))?;
+            Backing::Owned(bytes.into_boxed_slice())
+        } else {
+            // SAFETY: the mapping is read-only and private to this snapshot. Database files are
+            // replaced by rename, never written in place (README); the reload watcher detects
+            // in-place writes and poisons the snapshot. Every read of the mapping is
+            // bounds-checked against its length.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            Backing::Mapped(map)
+        };
+        let shown = path.display().to_string();
+        Snapshot::with_backing(backing, Some(FileIdentity::of(&meta))).map_err(|e| match e {
+            Error::Corrupt { offset, what } => Error::Corrupt {
+                offset,
+                what: format!("{shown}: {what}"),
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_bytes(bytes: Box<[u8]>) -> Result<Snapshot> {
+        Snapshot::with_backing(Backing::Owned(bytes), None)
+    }
+
+    fn with_backing(backing: Backing, identity: Option<FileIdentity>) -> Result<Snapshot> {
+        let bytes = backing.bytes();
+        // SAFETY: `bytes` points into memory owned by `backing` (a heap allocation or a mapping),
+        // which does not move when `backing` moves and is neither freed nor written while the
+        // Snapshot lives. The 'static views are only handed out re-borrowed for `&self`
+        // (see `views`), and the field order drops them before `backing`.
+        let file: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let (views, info) = open_views(file)?;
+        Ok(Snapshot {
+            views,
+            info,
+            identity,
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+            backing,
+        })
+    }
+
+    pub fn views(&self) -> &Views<'_> {
+        &self.views
+    }
+
+    pub fn info(&self) -> &DatabaseInfo {
+        &self.info
+    }
+
+    pub fn identity(&self) -> Option<FileIdentity> {
+        self.identity
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.backing, Backing::Mapped(_))
+    }
+
+    pub fn poison(&self) {
+        self.poisoned
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    #[inline]
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::InvalidQuery {
+                query: String::new(),
+                what: "the database file was modified in place (it must be replaced by rename); \
+                       lookups are refused until a good file arrives"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self, level: ValidationLevel) -> ValidationReport {
+        validate::validate_views(self.views(), level)
+    }
+
+    /// Every match of `query` in order (IP, literal, globs), handed to `f`.
+    #[inline]
+    pub fn lookup_with<'s>(&'s self, query: &str, mut f: impl FnMut(RawMatch<'s>)) -> Result<()> {
+        self.check_poison()?;
+        let v = self.views();
+        if let Some(ip) = parse_ip(query) {
+            match self.lookup_ip(ip) {
+                Ok(Some(m)) => f(m),
+                Ok(None) | Err(Error::InvalidQuery { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let q = query.as_bytes();
+        if let Some(lit) = &v.literals {
+            if let Some(hit) = lit.lookup(q)? {
+                f(RawMatch {
+                    kind: EntryKind::Literal,
+                    source: Source::Text(hit.key),
+                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+                });
+            }
+        }
+        if let Some(globs) = &v.globs {
+            globs.for_each_match(q, |hit| {
+                f(RawMatch {
+                    kind: EntryKind::Glob,
+                    source: Source::Text(hit.pattern),
+                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The IP network (longest prefix) holding `ip`, if any.
+    #[inline]
+    pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<RawMatch<'_>>> {
+        self.check_poison()?;
+        let v = self.views();
+        let Some(hit) = v.tree.lookup(ip)? else {
+            return Ok(None);
+        };
+        let code = v
+            .prefixes
+            .get(hit.node as usize * 2 + hit.side as usize)
+            .copied()
+            .unwrap_or(0);
+        Ok(Some(RawMatch {
+            kind: EntryKind::Ip,
+            source: Source::Net {
+                query: ip,
+                code,
+                depth: hit.depth,
+            },
+            value: Value::new(v.data, hit.data_offset, v.data_offset),
+        }))
+    }
+}
+
+enum Backing {
+    Mapped(memmap2::Mmap),
+    Owned(Box<[u8]>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(b) => b,
+        }
+    }
+}
+
+/// Zero-copy views into the file, all borrowing the same bytes.
+pub(crate) struct Views<'a> {
+    pub file: &'a [u8],
+    pub tree: SearchTree<'a>,
+    pub data: &'a [u8],
+    pub data_offset: u64,
+    pub prefixes: &'a [u8],
+    pub literals: Option<LiteralTable<'a>>,
+    pub globs: Option<GlobIndex<'a>>,
+    pub directory: Option<Directory>,
+    pub metadata_offset: usize,
+}
+
+/// An IP address query: cheap rejection first, since most string queries are not IPs.
+#[inline]
+fn parse_ip(query: &str) -> Option<IpAddr> {
+    let first = *query.as_bytes().first()?;
+    if !(first.is_ascii_hexdigit() || first == b':') || query.len() > 45 {
+        return None;
+    }
+    query.parse().ok()
+}
+
+fn section_bytes<'a>(
+    file: &'a [u8],
+    dir: &Directory,
+    name: &str,
+    data_end: u64,
+    metadata_offset: usize,
+) -> Result<Option<&'a [u8]>> {
+    let Some(s) = dir.section(name) else {
+        return Ok(None);
+    };
+    let end = s.offset.checked_add(s.length);
+    match end {
+        Some(end) if s.offset >= data_end && end <= metadata_offset as u64 && s.offset % 8 == 0 => {
+            Ok(Some(&file[s.offset as usize..end as usize]))
+        }
+        _ => Err(Error::corrupt(
+            s.offset,
+            format!(
+                "section {name:?} ({} bytes at {}) is misplaced: it must be 8-byte aligned and lie between the data section (ends at {data_end}) and the metadata (at {metadata_offset})",
+                s.length, s.offset
+            ),
+        )),
+    }
+}
+
+fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
+    let meta: Metadata<'_> = parse_metadata(file)?;
+    let marker = meta.start;
+    let tree_size = u64::from(meta.node_count) * u64::from(meta.record_size) / 4;
+    if tree_size + 16 > marker as u64 {
+        return Err(Error::corrupt(
+            marker,
+            format!(
+                "metadata says the search tree is {tree_size} bytes ({} nodes of {} bits) but the metadata starts at byte {marker}",
+                meta.node_count, meta.record_size
+            ),
+        ));
+    }
+    let tree_bytes = &file[..tree_size as usize];
+    let tree = SearchTree::new(
+        tree_bytes,
+        meta.node_count,
+        meta.record_size,
+        meta.ip_version,
+    )?;
+    let directory = Directory::from_metadata(meta.map, marker)?;
+    let data_offset = tree_size + 16;
+    let (data, prefixes, literals, globs, fold) = match &directory {
+        None => (
+            &file[data_offset as usize..marker],
+            &[][..],
+            None,
+            None,
+            false,
+        ),
+        Some(dir) => {
+            let d = dir.section(format::SECTION_DATA).ok_or_else(|| {
+                Error::corrupt(
+                    marker,
+                    "metadata key \"matchy\": no \"data\" section listed",
+                )
+            })?;
+            let data_end = d
+                .offset
+                .checked_add(d.length)
+                .filter(|&e| e <= marker as u64);
+            let Some(data_end) = data_end.filter(|_| d.offset == data_offset) else {
+                return Err(Error::corrupt(
+                    d.offset,
+                    format!(
+                        "data section ({} bytes at {}) must start right after the tree separator (at {data_offset}) and end before the metadata (at {marker})",
+                        d.length, d.offset
+                    ),
+                ));
+            };
+            let fold = dir.match_mode.folds();
+            let prefixes = section_bytes(file, dir, format::SECTION_IP_PREFIXES, data_end, marker)?
+                .unwrap_or(&[]);
+            if !prefixes.is_empty() && prefixes.len() as u64 != u64::from(meta.node_count) * 2 {
+                return Err(Error::corrupt(
+                    dir.section(format::SECTION_IP_PREFIXES)
+                        .map_or(0, |s| s.offset),
+                    format!(
+                        "ip_prefixes section has {} bytes, expected 2 per tree node ({})",
+                        prefixes.len(),
+                        u64::from(meta.node_count) * 2
+                    ),
+                ));
+            }
+            let literals =
+                match section_bytes(file, dir, format::SECTION_LITERALS, data_end, marker)? {
+                    Some(b) => Some(LiteralTable::new(b, fold).map_err(|e| {
+                        e.at_base(
+                            dir.section(format::SECTION_LITERALS)
+                                .map_or(0, |s| s.offset),
+                        )
+                    })?),
+                    None => None,
+                };
+            let globs = match section_bytes(file, dir, format::SECTION_GLOBS, data_end, marker)? {
+                Some(b) => Some(GlobIndex::new(b, fold).map_err(|e| {
+                    e.at_base(dir.section(format::SECTION_GLOBS).map_or(0, |s| s.offset))
+                })?),
+                None => None,
+            };
+            (
+                &file[data_offset as usize..data_end as usize],
+                prefixes,
+                literals,
+                globs,
+                fold,
+            )
+        }
+    };
+    let info = DatabaseInfo {
+        format: if directory.is_some() {
+            "matchy"
+        } else {
+            "mmdb"
+        },
+        database_type: meta.database_type.to_string(),
+        description: meta
+            .description
+            .iter()
+            .map(|(l, t)| (l.to_string(), t.to_string()))
+            .collect(),
+        languages: meta.languages.iter().map(|l| l.to_string()).collect(),
+        build_epoch: meta.build_epoch,
+        ip_version: meta.ip_version,
+        record_size: meta.record_size,
+        node_count: meta.node_count,
+        match_mode: if fold {
+            MatchMode::CaseInsensitive
+        } else {
+            MatchMode::CaseSensitive
+        },
+        ip_count: directory.as_ref().map(|d| d.ip_count),
+        literal_count: directory.as_ref().map(|d| d.literal_count),
+        glob_count: directory.as_ref().map(|d| d.glob_count),
+        file_size: file.len() as u64,
+        tree_size,
+        data_section_size: data.len() as u64,
+        metadata_offset: marker as u64,
+        sections: directory
+            .as_ref()
+            .map(|d| d.sections.clone())
+            .unwrap_or_default(),
+    };
+    Ok((
+        Views {
+            file,
+            tree,
+            data,
+            data_offset,
+            prefixes,
+            literals,
+            globs,
+            directory,
+            metadata_offset: marker,
+        },
+        info,
+    ))
+}
