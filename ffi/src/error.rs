@@ -1,0 +1,222 @@
+//! Status codes, the thread-local last error, and the guards every exported function runs its
+//! body in: a panic becomes `MATCHY_ERR_PANIC` (it never unwinds into C) and every failure leaves
+//! its message in `matchy_last_error()`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Success.
+pub const MATCHY_OK: c_int = 0;
+/// The lookup (or path, or network) found nothing. Not an error: `matchy_last_error()` is not
+/// changed.
+pub const MATCHY_NOT_FOUND: c_int = 1;
+/// A required pointer argument was NULL.
+pub const MATCHY_ERR_NULL_ARG: c_int = -1;
+/// A string argument is not valid UTF-8.
+pub const MATCHY_ERR_INVALID_UTF8: c_int = -2;
+/// An argument is out of range: an index past the last match, an address length other than 4
+/// or 16, an unknown address family, a `struct_size` too small, an embedded NUL byte, ...
+pub const MATCHY_ERR_INVALID_ARG: c_int = -3;
+/// Reading the database file failed (missing, unreadable, ...).
+pub const MATCHY_ERR_IO: c_int = -4;
+/// The database bytes are damaged or are not a database (the message has the byte offset).
+pub const MATCHY_ERR_CORRUPT: c_int = -5;
+/// A query the database cannot answer, e.g. an IPv6 address against an IPv4-only database.
+pub const MATCHY_ERR_INVALID_QUERY: c_int = -6;
+/// A value is not of the type asked for, or does not fit in it.
+pub const MATCHY_ERR_TYPE: c_int = -7;
+/// A reload attempt found a new file but could not serve it; the previous version serves on.
+pub const MATCHY_ERR_RELOAD_FAILED: c_int = -8;
+/// The operation does not apply to this handle (e.g. reloading a database opened from a buffer).
+pub const MATCHY_ERR_UNSUPPORTED: c_int = -9;
+/// A result holding matches was used on a thread other than the one that filled it.
+pub const MATCHY_ERR_WRONG_THREAD: c_int = -10;
+/// A bug inside matchy (a Rust panic, caught at the boundary). Please report it.
+pub const MATCHY_ERR_PANIC: c_int = -99;
+
+/// Why a call failed: a status code and the message `matchy_last_error()` will show.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub code: c_int,
+    pub message: Cow<'static, str>,
+}
+
+impl Failure {
+    pub fn new(code: c_int, message: impl Into<Cow<'static, str>>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(what: &'static str) -> Failure {
+        Failure::new(MATCHY_ERR_NULL_ARG, format!("{what} is NULL"))
+    }
+
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Failure {
+        Failure::new(MATCHY_ERR_INVALID_ARG, message)
+    }
+}
+
+impl From<engine::Error> for Failure {
+    fn from(e: engine::Error) -> Failure {
+        let code = match &e {
+            engine::Error::Io { .. } => MATCHY_ERR_IO,
+            engine::Error::Corrupt { .. } => MATCHY_ERR_CORRUPT,
+            engine::Error::InvalidQuery { .. } => MATCHY_ERR_INVALID_QUERY,
+            engine::Error::Decode(_) => MATCHY_ERR_TYPE,
+            _ => MATCHY_ERR_INVALID_ARG,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+pub(crate) type Outcome<T = c_int> = Result<T, Failure>;
+
+struct LastError {
+    code: c_int,
+    message: CString,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
+        code: MATCHY_OK,
+        message: CString::default(),
+    });
+}
+
+pub(crate) fn set_last_error(f: &Failure) {
+    // Interior NULs would cut the message short in C; no message of ours has one, but file
+    // paths and database strings end up in messages.
+    let bytes: Vec<u8> = f.message.bytes().filter(|&b| b != 0).collect();
+    let message = CString::new(bytes).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.code = f.code;
+            e.message = message;
+        }
+    });
+}
+
+fn panic_failure(panic: Box<dyn std::any::Any + Send>) -> Failure {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Failure::new(
+        MATCHY_ERR_PANIC,
+        format!("internal error in matchy (please report): {what}"),
+    )
+}
+
+/// Run an exported function's body: its status code, or the failure's code (recorded as the
+/// last error). A panic is caught and becomes `MATCHY_ERR_PANIC`.
+pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> c_int {
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(code)) => return code,
+        Ok(Err(f)) => f,
+        Err(panic) => panic_failure(panic),
+    };
+    set_last_error(&failure);
+    failure.code
+}
+
+/// Like [`guard`] for functions returning a pointer: NULL on failure.
+pub(crate) fn guard_ptr<T>(body: impl FnOnce() -> Outcome<*mut T>) -> *mut T {
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(p)) => return p,
+        Ok(Err(f)) => f,
+        Err(panic) => panic_failure(panic),
+    };
+    set_last_error(&failure);
+    std::ptr::null_mut()
+}
+
+/// Like [`guard`] for functions that return a plain value (`fallback` on failure or panic).
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> Outcome<T>) -> T {
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => return v,
+        Ok(Err(f)) => f,
+        Err(panic) => panic_failure(panic),
+    };
+    set_last_error(&failure);
+    fallback
+}
+
+/// A NUL-terminated argument as UTF-8 text.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string that stays valid for `'a`.
+pub(crate) unsafe fn c_str<'a>(s: *const c_char, what: &'static str) -> Outcome<&'a str> {
+    if s.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    let s = unsafe { CStr::from_ptr(s) };
+    s.to_str()
+        .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8")))
+}
+
+/// A text owned by C for the rest of the call, as a `CString` for returning to C: interior NULs
+/// (which C could not see past) are dropped.
+pub(crate) fn to_c_string(s: impl Into<Vec<u8>>) -> CString {
+    let mut bytes: Vec<u8> = s.into();
+    bytes.retain(|&b| b != 0);
+    CString::new(bytes).unwrap_or_default()
+}
+
+/// A static description of `code` (`"not found"`, `"corrupt database"`, ...). Never NULL; an
+/// unknown code gives `"unknown error code"`. The string is static: do not free it.
+#[no_mangle]
+pub extern "C" fn matchy_strerror(code: c_int) -> *const c_char {
+    let s: &'static CStr = match code {
+        MATCHY_OK => c"success",
+        MATCHY_NOT_FOUND => c"not found",
+        MATCHY_ERR_NULL_ARG => c"a required argument is NULL",
+        MATCHY_ERR_INVALID_UTF8 => c"a string argument is not valid UTF-8",
+        MATCHY_ERR_INVALID_ARG => c"invalid argument",
+        MATCHY_ERR_IO => c"I/O error",
+        MATCHY_ERR_CORRUPT => c"corrupt or invalid database",
+        MATCHY_ERR_INVALID_QUERY => c"invalid query for this database",
+        MATCHY_ERR_TYPE => c"value is not of the requested type",
+        MATCHY_ERR_RELOAD_FAILED => c"reload failed; the previous version is still served",
+        MATCHY_ERR_UNSUPPORTED => c"operation not supported by this handle",
+        MATCHY_ERR_WRONG_THREAD => c"result used on a thread other than the one that filled it",
+        MATCHY_ERR_PANIC => c"internal error in matchy",
+        _ => c"unknown error code",
+    };
+    s.as_ptr()
+}
+
+/// The message of the most recent failed call on the calling thread, or `""` if none failed
+/// yet. Never NULL. Successful calls (and `MATCHY_NOT_FOUND`) leave it unchanged, like
+/// `errno`. The string belongs to matchy and stays valid until the next failing call on this
+/// thread: copy it to keep it. Do not free it.
+#[no_mangle]
+pub extern "C" fn matchy_last_error() -> *const c_char {
+    let p = catch_unwind(|| {
+        LAST_ERROR
+            .try_with(|e| e.try_borrow().map(|e| e.message.as_ptr()).ok())
+            .ok()
+            .flatten()
+    });
+    match p {
+        Ok(Some(p)) => p,
+        _ => c"".as_ptr(),
+    }
+}
+
+/// The status code of the most recent failed call on the calling thread (`MATCHY_OK` if none
+/// failed yet). Useful after a function that returns NULL on failure, such as `matchy_open`.
+#[no_mangle]
+pub extern "C" fn matchy_last_error_code() -> c_int {
+    catch_unwind(|| {
+        LAST_ERROR
+            .try_with(|e| e.try_borrow().map(|e| e.code).unwrap_or(MATCHY_OK))
+            .unwrap_or(MATCHY_OK)
+    })
+    .unwrap_or(MATCHY_ERR_PANIC)
+}

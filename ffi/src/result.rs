@@ -1,0 +1,805 @@
+//! Lookups and their results: the reusable `matchy_result_t` handle, the lookup functions that
+//! fill it, and the accessors (kind, entry text, network, typed values by path, JSON).
+//!
+//! A result holds the engine's matches, which pin the database version they came from with a
+//! thread-local (non-atomic) reference count: they must be used and released on the thread that
+//! looked them up. Every access checks the thread (a pointer compare) and refuses with
+//! `MATCHY_ERR_WRONG_THREAD` rather than touch the count from another thread.
+//!
+//! Strings handed to C must be NUL-terminated and file strings are not, so the result copies
+//! them into a small arena of fixed chunks (pointers stay put until the result is refilled,
+//! cleared or freed); the first chunk is kept across lookups, so a lookup loop that reads a few
+//! strings per result does not allocate.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int, CString};
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use engine::{EntryKind, Match, Matches, Value, ValueKind};
+
+use crate::db::{handle, matchy_t};
+use crate::error::{
+    c_str, guard, guard_value, to_c_string, Failure, Outcome, MATCHY_ERR_INVALID_UTF8,
+    MATCHY_ERR_WRONG_THREAD, MATCHY_NOT_FOUND, MATCHY_OK,
+};
+
+/// The matches of one lookup. Opaque and reusable: create one with `matchy_result_new`, pass it
+/// to any number of lookups (each replaces the previous matches), release it with
+/// `matchy_result_free`. Reusing one result per thread makes a lookup loop allocation-free.
+///
+/// After a lookup returns `MATCHY_OK` the result holds `matchy_result_count()` >= 1 matches;
+/// after `MATCHY_NOT_FOUND` or any error it holds none. Pointers obtained from a result (entry
+/// text, string values, bytes) stay valid until the result is used for another lookup, cleared
+/// or freed — also after `matchy_close` and after a reload (the result keeps the file version it
+/// came from mapped).
+///
+/// Thread rule: a result holding matches belongs to the thread that did the lookup. Read,
+/// clear and free it on that thread (other threads get `MATCHY_ERR_WRONG_THREAD`). An empty
+/// result (new, cleared, or after NOT_FOUND) may move to any thread. Use one result per thread.
+pub struct matchy_result_t {
+    held: Held,
+    /// Which thread filled `held` (see `current_thread`); meaningless while `held` is empty.
+    owner: usize,
+    strings: RefCell<Arena>,
+}
+
+enum Held {
+    Empty,
+    Text(Matches),
+    Ip(Match),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Held::Empty => 0,
+            Held::Text(m) => m.len(),
+            Held::Ip(_) => 1,
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&Match> {
+        match self {
+            Held::Empty => None,
+            Held::Text(m) => m.get(index),
+            Held::Ip(m) => (index == 0).then_some(m),
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_MARK: u8 = const { 0 };
+}
+
+/// An identity of the calling thread: the address of a thread-local. Another thread can only
+/// get the same address after this one has exited, when nothing can race with it any more.
+fn current_thread() -> usize {
+    THREAD_MARK.with(|m| m as *const u8 as usize)
+}
+
+fn wrong_thread() -> Failure {
+    Failure::new(
+        MATCHY_ERR_WRONG_THREAD,
+        "this result holds matches looked up on another thread: read, clear and free it on that thread",
+    )
+}
+
+impl matchy_result_t {
+    /// Drop the matches (and strings) held, on the owning thread only.
+    fn release(&mut self) -> Outcome<()> {
+        if matches!(self.held, Held::Empty) {
+            return Ok(());
+        }
+        if self.owner != current_thread() {
+            return Err(wrong_thread());
+        }
+        self.held = Held::Empty;
+        self.strings.get_mut().reset();
+        Ok(())
+    }
+
+    fn store(&mut self, held: Held) -> c_int {
+        let found = held.len() > 0;
+        self.held = if found { held } else { Held::Empty };
+        self.owner = current_thread();
+        if found {
+            MATCHY_OK
+        } else {
+            MATCHY_NOT_FOUND
+        }
+    }
+
+    fn check_thread(&self) -> Outcome<()> {
+        if !matches!(self.held, Held::Empty) && self.owner != current_thread() {
+            return Err(wrong_thread());
+        }
+        Ok(())
+    }
+
+    fn get(&self, index: usize) -> Outcome<&Match> {
+        self.check_thread()?;
+        self.held.get(index).ok_or_else(|| {
+            Failure::invalid(format!(
+                "match index {index} is out of range: the result holds {} matches",
+                self.held.len()
+            ))
+        })
+    }
+}
+
+/// Fixed-size chunks for the NUL-terminated copies handed to C. Chunks never move or shrink
+/// while the result holds matches, so earlier pointers stay valid as more strings are added;
+/// `Cell` makes writing into a chunk through a shared reference sound while C holds pointers
+/// into other parts of it.
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Box<[Cell<u8>]>>,
+    /// Bytes used in the last chunk.
+    used: usize,
+}
+
+const ARENA_CHUNK: usize = 1024;
+/// Largest arena kept across lookups (a result that once held huge strings gives memory back).
+const ARENA_KEEP: usize = 64 * 1024;
+
+impl Arena {
+    fn push(&mut self, text: &[u8]) -> *const c_char {
+        let need = text.len() + 1;
+        let room = self.chunks.last().map_or(0, |c| c.len() - self.used);
+        if room < need {
+            let size = need.max(ARENA_CHUNK);
+            self.chunks.push(vec![Cell::new(0u8); size].into_boxed_slice());
+            self.used = 0;
+        }
+        let chunk = self.chunks.last().expect("a chunk with room was just ensured");
+        let dst = &chunk[self.used..self.used + need];
+        // SAFETY: `dst` is `need` = len + 1 bytes of `Cell<u8>` (same layout as `u8`), which
+        // may be written through a shared reference; `text` is a distinct allocation.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst.as_ptr() as *mut u8, text.len())
+        };
+        dst[text.len()].set(0);
+        self.used += need;
+        dst.as_ptr().cast::<c_char>()
+    }
+
+    fn reset(&mut self) {
+        let total: usize = self.chunks.iter().map(|c| c.len()).sum();
+        if self.chunks.len() > 1 || total > ARENA_KEEP {
+            self.chunks.clear();
+            if total <= ARENA_KEEP {
+                // One chunk as large as all of them: the next lookup like this one fits in it.
+                self.chunks
+                    .push(vec![Cell::new(0u8); total].into_boxed_slice());
+            }
+        }
+        self.used = 0;
+    }
+}
+
+/// A new, empty result. Never NULL (matchy aborts the process if memory runs out, like
+/// everything written in Rust). Release with `matchy_result_free`.
+#[no_mangle]
+pub extern "C" fn matchy_result_new() -> *mut matchy_result_t {
+    Box::into_raw(Box::new(matchy_result_t {
+        held: Held::Empty,
+        owner: 0,
+        strings: RefCell::new(Arena::default()),
+    }))
+}
+
+/// Release a result and the matches it holds. NULL is ignored. Call it on the thread that did
+/// the last lookup into it (from another thread the matches cannot be released safely: they
+/// are leaked, the error is recorded in `matchy_last_error()`, and the handle itself is freed).
+///
+/// # Safety
+/// `result` is NULL or a result from `matchy_result_new` not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_free(result: *mut matchy_result_t) {
+    guard_value((), || {
+        if result.is_null() {
+            return Ok(());
+        }
+        // SAFETY: allocated by `matchy_result_new`, released once, per the contract.
+        let mut r = unsafe { Box::from_raw(result) };
+        if let Err(e) = r.release() {
+            std::mem::forget(std::mem::replace(&mut r.held, Held::Empty));
+            return Err(e);
+        }
+        Ok(())
+    })
+}
+
+/// Release the matches a result holds now (and the file version they keep mapped), keeping the
+/// handle for reuse. `MATCHY_OK`; `MATCHY_ERR_NULL_ARG`; `MATCHY_ERR_WRONG_THREAD` if it holds
+/// matches of another thread (nothing is changed).
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_clear(result: *mut matchy_result_t) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { result.as_mut() }.ok_or_else(|| Failure::null("result"))?;
+        r.release()?;
+        Ok(MATCHY_OK)
+    })
+}
+
+/// The result to fill, emptied.
+///
+/// # Safety
+/// `result` is NULL or a live result not used by another thread during the call.
+unsafe fn fresh<'a>(result: *mut matchy_result_t) -> Outcome<&'a mut matchy_result_t> {
+    // SAFETY: per the contract.
+    let r = unsafe { result.as_mut() }.ok_or_else(|| Failure::null("result"))?;
+    r.release()?;
+    Ok(r)
+}
+
+/// Every entry matching the NUL-terminated UTF-8 `query`, in a fixed order: the IP network
+/// (when `query` is an IPv4/IPv6 address), the exact literal, then each matching glob in
+/// insertion order. `MATCHY_OK` (`result` holds >= 1 match), `MATCHY_NOT_FOUND` (it holds
+/// none), or an error code (it holds none; see `matchy_last_error()`).
+///
+/// # Safety
+/// `db` is NULL or a live handle; `query` is NULL or NUL-terminated; `result` is NULL or a live
+/// result that no other thread uses during the call.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_lookup(
+    db: *const matchy_t,
+    query: *const c_char,
+    result: *mut matchy_result_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract (all three).
+        let r = unsafe { fresh(result) }?;
+        let h = unsafe { handle(db) }?;
+        let q = unsafe { c_str(query, "query") }?;
+        Ok(r.store(Held::Text(h.db.lookup(q)?)))
+    })
+}
+
+/// `matchy_lookup` for a query of `len` bytes that need not be NUL-terminated (e.g. a field
+/// inside a log line). The bytes must be UTF-8 without NUL bytes (`MATCHY_ERR_INVALID_UTF8`,
+/// `MATCHY_ERR_INVALID_ARG`).
+///
+/// # Safety
+/// `db` is NULL or a live handle; `query` is NULL or points to `len` readable bytes; `result` as
+/// for `matchy_lookup`.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_lookup_n(
+    db: *const matchy_t,
+    query: *const c_char,
+    len: usize,
+    result: *mut matchy_result_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { fresh(result) }?;
+        let h = unsafe { handle(db) }?;
+        if query.is_null() {
+            return Err(Failure::null("query"));
+        }
+        // SAFETY: non-NULL with `len` readable bytes per the contract.
+        let bytes = unsafe { std::slice::from_raw_parts(query.cast::<u8>(), len) };
+        if bytes.contains(&0) {
+            return Err(Failure::invalid("query contains a NUL byte"));
+        }
+        let q = std::str::from_utf8(bytes)
+            .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, "query is not valid UTF-8"))?;
+        Ok(r.store(Held::Text(h.db.lookup(q)?)))
+    })
+}
+
+fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, ip: IpAddr) -> Outcome {
+    Ok(match h.db.lookup_ip(ip)? {
+        Some(m) => r.store(Held::Ip(m)),
+        None => r.store(Held::Empty),
+    })
+}
+
+/// The IP network (longest prefix) holding an address given as raw bytes in network order:
+/// `len` 4 (IPv4) or 16 (IPv6). Only IP entries are searched. Result codes as for
+/// `matchy_lookup`; an IPv6 address against an IPv4-only database is `MATCHY_ERR_INVALID_QUERY`.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `addr` is NULL or points to `len` readable bytes; `result`
+/// as for `matchy_lookup`.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_lookup_ip_bytes(
+    db: *const matchy_t,
+    addr: *const u8,
+    len: usize,
+    result: *mut matchy_result_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { fresh(result) }?;
+        let h = unsafe { handle(db) }?;
+        if addr.is_null() {
+            return Err(Failure::null("addr"));
+        }
+        let ip = match len {
+            // SAFETY: non-NULL with `len` (4) readable bytes per the contract.
+            4 => IpAddr::V4(Ipv4Addr::from(unsafe { addr.cast::<[u8; 4]>().read_unaligned() })),
+            // SAFETY: as above (16 bytes).
+            16 => IpAddr::V6(Ipv6Addr::from(unsafe {
+                addr.cast::<[u8; 16]>().read_unaligned()
+            })),
+            n => {
+                return Err(Failure::invalid(format!(
+                    "address length is {n}: expected 4 (IPv4) or 16 (IPv6)"
+                )))
+            }
+        };
+        lookup_ip(h, r, ip)
+    })
+}
+
+/// The IP network holding the address of a `struct sockaddr_in` (`AF_INET`) or
+/// `struct sockaddr_in6` (`AF_INET6`), e.g. from `accept()` or `getaddrinfo()`. IPv4-mapped
+/// IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack socket reports for IPv4 peers) are looked
+/// up as IPv4. Another family is `MATCHY_ERR_INVALID_ARG`. Otherwise as `matchy_lookup_ip_bytes`.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `addr` is NULL or points to a complete `sockaddr_in` or
+/// `sockaddr_in6` as its family says; `result` as for `matchy_lookup`.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_lookup_sockaddr(
+    db: *const matchy_t,
+    addr: *const libc::sockaddr,
+    result: *mut matchy_result_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { fresh(result) }?;
+        let h = unsafe { handle(db) }?;
+        if addr.is_null() {
+            return Err(Failure::null("addr"));
+        }
+        // SAFETY: non-NULL, a sockaddr per the contract (read unaligned: callers cast buffers).
+        let family = unsafe { std::ptr::addr_of!((*addr).sa_family).read_unaligned() };
+        let ip = match c_int::from(family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the caller's struct is a sockaddr_in.
+                let sin = unsafe { addr.cast::<libc::sockaddr_in>().read_unaligned() };
+                // `s_addr` holds the address bytes in network order.
+                IpAddr::V4(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the caller's struct is a sockaddr_in6.
+                let sin6 = unsafe { addr.cast::<libc::sockaddr_in6>().read_unaligned() };
+                let v6 = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(v6),
+                }
+            }
+            other => {
+                return Err(Failure::invalid(format!(
+                    "address family {other} is neither AF_INET nor AF_INET6"
+                )))
+            }
+        };
+        lookup_ip(h, r, ip)
+    })
+}
+
+/// How many matches the result holds (0 for NULL or an empty result).
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_count(result: *const matchy_result_t) -> usize {
+    guard_value(0, || {
+        // SAFETY: per the contract.
+        Ok(unsafe { result.as_ref() }.map_or(0, |r| r.held.len()))
+    })
+}
+
+/// What kind of entry produced a match.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum matchy_kind_t {
+    /// Not a match: returned for a NULL result, a bad index or the wrong thread.
+    MATCHY_KIND_NONE = 0,
+    /// An IP network (CIDR) holding the queried address.
+    MATCHY_KIND_IP = 1,
+    /// An exact string equal to the query.
+    MATCHY_KIND_LITERAL = 2,
+    /// A glob pattern matching the query.
+    MATCHY_KIND_GLOB = 3,
+}
+
+/// Match `index`'s kind (`MATCHY_KIND_NONE`, with `matchy_last_error()` set, if `result` is
+/// NULL, `index` is out of range or the result belongs to another thread).
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_kind(
+    result: *const matchy_result_t,
+    index: usize,
+) -> matchy_kind_t {
+    guard_value(matchy_kind_t::MATCHY_KIND_NONE, || {
+        // SAFETY: per the contract.
+        let m = unsafe { result_ref(result) }?.get(index)?;
+        Ok(match m.kind() {
+            EntryKind::Ip => matchy_kind_t::MATCHY_KIND_IP,
+            EntryKind::Literal => matchy_kind_t::MATCHY_KIND_LITERAL,
+            EntryKind::Glob => matchy_kind_t::MATCHY_KIND_GLOB,
+        })
+    })
+}
+
+/// # Safety
+/// `result` is NULL or a live result.
+unsafe fn result_ref<'a>(result: *const matchy_result_t) -> Outcome<&'a matchy_result_t> {
+    // SAFETY: per the contract.
+    unsafe { result.as_ref() }.ok_or_else(|| Failure::null("result"))
+}
+
+/// Match `index`'s entry as inserted: the network in CIDR form (`10.0.0.0/8`), the literal, or
+/// the glob pattern. `*entry` is NUL-terminated, owned by the result (valid until it is reused,
+/// cleared or freed); it is written only on `MATCHY_OK`.
+///
+/// # Safety
+/// `result` is NULL or a live result; `entry` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_entry(
+    result: *const matchy_result_t,
+    index: usize,
+    entry: *mut *const c_char,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { result_ref(result) }?;
+        let m = r.get(index)?;
+        if entry.is_null() {
+            return Err(Failure::null("entry"));
+        }
+        let text = m.entry();
+        let p = r.strings.borrow_mut().push(text.as_bytes());
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { entry.write(p) };
+        Ok(MATCHY_OK)
+    })
+}
+
+/// An IP network.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct matchy_network_t {
+    /// 4 or 6.
+    pub family: u8,
+    /// Prefix length in bits (0-32 for IPv4, 0-128 for IPv6).
+    pub prefix_len: u8,
+    /// The network address (host bits cleared) in network order: the first 4 bytes for IPv4,
+    /// all 16 for IPv6; the rest is zero.
+    pub addr: [u8; 16],
+}
+
+/// The network of an IP match. `MATCHY_OK` and `*out` filled; `MATCHY_NOT_FOUND` if match
+/// `index` is a literal or glob (`*out` untouched); or an error code.
+///
+/// # Safety
+/// `result` is NULL or a live result; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_network(
+    result: *const matchy_result_t,
+    index: usize,
+    out: *mut matchy_network_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let m = unsafe { result_ref(result) }?.get(index)?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let Some((ip, prefix_len)) = m.network() else {
+            return Ok(MATCHY_NOT_FOUND);
+        };
+        let mut net = matchy_network_t {
+            prefix_len,
+            ..Default::default()
+        };
+        match ip {
+            IpAddr::V4(a) => {
+                net.family = 4;
+                net.addr[..4].copy_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                net.family = 6;
+                net.addr = a.octets();
+            }
+        }
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(net) };
+        Ok(MATCHY_OK)
+    })
+}
+
+/// The MaxMind DB type of a value.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum matchy_type_t {
+    /// `size` = number of entries; read entries with a longer path.
+    MATCHY_TYPE_MAP = 1,
+    /// `size` = number of elements; read elements with a path element `"0"`, `"1"`, ...
+    MATCHY_TYPE_ARRAY = 2,
+    /// `data.string`, `size` bytes (UTF-8) plus a terminating NUL.
+    MATCHY_TYPE_STRING = 3,
+    /// `data.float64`.
+    MATCHY_TYPE_DOUBLE = 4,
+    /// `data.bytes`, `size` bytes (not NUL-terminated).
+    MATCHY_TYPE_BYTES = 5,
+    /// `data.uint64`.
+    MATCHY_TYPE_UINT16 = 6,
+    /// `data.uint64`.
+    MATCHY_TYPE_UINT32 = 7,
+    /// `data.int64`.
+    MATCHY_TYPE_INT32 = 8,
+    /// `data.uint64`.
+    MATCHY_TYPE_UINT64 = 9,
+    /// `data.uint128` (high and low 64 bits).
+    MATCHY_TYPE_UINT128 = 10,
+    /// `data.boolean`.
+    MATCHY_TYPE_BOOL = 11,
+    /// `data.float64` (widened from a 32-bit float).
+    MATCHY_TYPE_FLOAT = 12,
+}
+
+/// A 128-bit unsigned integer as two halves.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct matchy_uint128_t {
+    pub high: u64,
+    pub low: u64,
+}
+
+/// The payload of a value; which member is valid depends on the type (see `matchy_type_t`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union matchy_value_data_t {
+    pub string: *const c_char,
+    pub bytes: *const u8,
+    pub uint64: u64,
+    pub int64: i64,
+    pub float64: f64,
+    pub boolean: bool,
+    pub uint128: matchy_uint128_t,
+}
+
+/// A typed value read from a match's data. Caller-allocated; filled by `matchy_result_get_value`.
+/// Pointers in it are owned by the result: valid until the result is reused, cleared or freed.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct matchy_value_t {
+    pub r#type: matchy_type_t,
+    /// Bytes of a string (without the NUL) or bytes value; entries of a map; elements of an
+    /// array; 0 otherwise.
+    pub size: usize,
+    pub data: matchy_value_data_t,
+}
+
+const MAX_PATH: usize = 256;
+
+/// Collect a NULL-terminated array of NUL-terminated UTF-8 strings.
+///
+/// # Safety
+/// `path` is NULL or a NULL-terminated array of NUL-terminated strings.
+unsafe fn read_path<'a>(path: *const *const c_char) -> Outcome<Vec<&'a str>> {
+    let mut steps = Vec::new();
+    if path.is_null() {
+        return Ok(steps);
+    }
+    for i in 0.. {
+        if i == MAX_PATH {
+            return Err(Failure::invalid(format!(
+                "path has more than {MAX_PATH} elements (is it NULL-terminated?)"
+            )));
+        }
+        // SAFETY: the array is NULL-terminated and we have not passed the NULL yet.
+        let p = unsafe { path.add(i).read() };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: each element is NUL-terminated per the contract.
+        steps.push(unsafe { c_str(p, "path element") }?);
+    }
+    Ok(steps)
+}
+
+/// The value at `path` in match `index`'s data: `path` is a NULL-terminated array of map keys
+/// (and array indexes in decimal), e.g. `{"country", "iso_code", NULL}`; NULL or `{NULL}` means
+/// the data itself. `MATCHY_OK` and `*out` filled; `MATCHY_NOT_FOUND` if a key or index is
+/// missing or the path goes through a scalar (`*out` untouched); or an error code
+/// (`MATCHY_ERR_CORRUPT` for damaged data).
+///
+/// # Safety
+/// `result` is NULL or a live result; `path` is NULL or a NULL-terminated array of
+/// NUL-terminated strings; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_get_value(
+    result: *const matchy_result_t,
+    index: usize,
+    path: *const *const c_char,
+    out: *mut matchy_value_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { result_ref(result) }?;
+        let m = r.get(index)?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        // SAFETY: per the contract.
+        let steps = unsafe { read_path(path) }?;
+        let Some(v) = m.value().get(&steps)? else {
+            return Ok(MATCHY_NOT_FOUND);
+        };
+        let value = c_value(v, &mut r.strings.borrow_mut())?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(value) };
+        Ok(MATCHY_OK)
+    })
+}
+
+static EMPTY_BYTES: [u8; 1] = [0];
+
+fn c_value(v: Value<'_>, strings: &mut Arena) -> engine::Result<matchy_value_t> {
+    use matchy_type_t as T;
+    type D = matchy_value_data_t;
+    let (kind, size, data) = match v.kind()? {
+        ValueKind::String => {
+            let s = v.as_str()?;
+            let p = strings.push(s.as_bytes());
+            (T::MATCHY_TYPE_STRING, s.len(), D { string: p })
+        }
+        ValueKind::Bytes => {
+            let b = v.as_bytes()?;
+            let p = if b.is_empty() {
+                EMPTY_BYTES.as_ptr()
+            } else {
+                b.as_ptr()
+            };
+            (T::MATCHY_TYPE_BYTES, b.len(), D { bytes: p })
+        }
+        ValueKind::Uint16 => (T::MATCHY_TYPE_UINT16, 0, D { uint64: v.as_u64()? }),
+        ValueKind::Uint32 => (T::MATCHY_TYPE_UINT32, 0, D { uint64: v.as_u64()? }),
+        ValueKind::Uint64 => (T::MATCHY_TYPE_UINT64, 0, D { uint64: v.as_u64()? }),
+        ValueKind::Uint128 => {
+            let x = v.as_u128()?;
+            let uint128 = matchy_uint128_t {
+                high: (x >> 64) as u64,
+                low: x as u64,
+            };
+            (T::MATCHY_TYPE_UINT128, 0, D { uint128 })
+        }
+        ValueKind::Int32 => (T::MATCHY_TYPE_INT32, 0, D { int64: v.as_i64()? }),
+        ValueKind::Double => (T::MATCHY_TYPE_DOUBLE, 0, D { float64: v.as_f64()? }),
+        ValueKind::Float => (T::MATCHY_TYPE_FLOAT, 0, D { float64: v.as_f64()? }),
+        ValueKind::Bool => (T::MATCHY_TYPE_BOOL, 0, D { boolean: v.as_bool()? }),
+        // The iterators know their length from the container's header without decoding it.
+        ValueKind::Map => {
+            let n = v.map_iter()?.size_hint().1.unwrap_or(0);
+            (T::MATCHY_TYPE_MAP, n, D { uint64: 0 })
+        }
+        ValueKind::Array => {
+            let n = v.array_iter()?.size_hint().1.unwrap_or(0);
+            (T::MATCHY_TYPE_ARRAY, n, D { uint64: 0 })
+        }
+    };
+    Ok(matchy_value_t {
+        r#type: kind,
+        size,
+        data,
+    })
+}
+
+/// Match `index`'s whole data as compact JSON (maps in file order, integers exact, bytes as
+/// arrays of numbers). On `MATCHY_OK`, `*json` is a new NUL-terminated string that the caller
+/// releases with `matchy_free_string` (not `free`); otherwise `*json` is untouched.
+///
+/// # Safety
+/// `result` is NULL or a live result; `json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_data_json(
+    result: *const matchy_result_t,
+    index: usize,
+    json: *mut *mut c_char,
+) -> c_int {
+    // SAFETY: forwarded contract; a NULL path is the data itself.
+    unsafe { matchy_result_value_json(result, index, std::ptr::null(), json) }
+}
+
+/// The value at `path` (as for `matchy_result_get_value`) as compact JSON; `MATCHY_NOT_FOUND`
+/// if the path leads nowhere. Ownership as for `matchy_result_data_json`.
+///
+/// # Safety
+/// `result` is NULL or a live result; `path` as for `matchy_result_get_value`; `json` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_value_json(
+    result: *const matchy_result_t,
+    index: usize,
+    path: *const *const c_char,
+    json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let m = unsafe { result_ref(result) }?.get(index)?;
+        if json.is_null() {
+            return Err(Failure::null("json"));
+        }
+        // SAFETY: per the contract.
+        let steps = unsafe { read_path(path) }?;
+        let Some(v) = m.value().get(&steps)? else {
+            return Ok(MATCHY_NOT_FOUND);
+        };
+        let text = v.to_json()?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { json.write(to_c_string(text).into_raw()) };
+        Ok(MATCHY_OK)
+    })
+}
+
+/// Release a string returned by matchy (`matchy_result_data_json`, `matchy_result_value_json`).
+/// NULL is ignored. Only for strings documented as "release with matchy_free_string".
+///
+/// # Safety
+/// `s` is NULL or such a string not released yet.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_free_string(s: *mut c_char) {
+    guard_value((), || {
+        if !s.is_null() {
+            // SAFETY: made by `CString::into_raw` in this library, released once.
+            drop(unsafe { CString::from_raw(s) });
+        }
+        Ok(())
+    })
+}
+
+const _: () = assert!(size_of::<matchy_network_t>() == 18);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_pointers_survive_growth_and_reset_keeps_one_chunk() {
+        let mut a = Arena::default();
+        let first = a.push(b"hello");
+        let mut ptrs = vec![(first, b"hello".to_vec())];
+        for i in 0..500 {
+            let s = format!("string number {i}").into_bytes();
+            ptrs.push((a.push(&s), s));
+        }
+        let big = vec![b'x'; 5000];
+        ptrs.push((a.push(&big), big));
+        for (p, s) in &ptrs {
+            // SAFETY: arena pointers are valid until reset; each is NUL-terminated.
+            let got = unsafe { std::ffi::CStr::from_ptr(*p) };
+            assert_eq!(got.to_bytes(), &s[..]);
+        }
+        assert!(a.chunks.len() > 1);
+        a.reset();
+        assert_eq!(a.chunks.len(), 1);
+        let cap = a.chunks[0].len();
+        for i in 0..500 {
+            a.push(format!("string number {i}").as_bytes());
+        }
+        assert_eq!(a.chunks.len(), 1, "a repeat of the same strings fits in the kept chunk");
+        assert_eq!(a.chunks[0].len(), cap);
+    }
+
+    #[test]
+    fn arena_gives_back_huge_chunks() {
+        let mut a = Arena::default();
+        a.push(&vec![b'y'; ARENA_KEEP + 1]);
+        a.reset();
+        assert!(a.chunks.is_empty());
+    }
+}

@@ -1,0 +1,604 @@
+//! Drives the C and C++ tests in `ffi/tests/c` and `ffi/tests/cpp`: builds their databases with
+//! the Rust API, compiles each program against `include/matchy.h` and the freshly built
+//! `libmatchy.so` with `-Wall -Wextra -Werror -pedantic`, and runs it.
+//!
+//! Extra modes, for CI (skipped with a message otherwise):
+//! - `MATCHY_FFI_SANITIZERS=1`: every program is also built with
+//!   `-fsanitize=address,undefined` and run (leak detection on).
+//! - `MATCHY_FFI_VALGRIND=1`: every program also runs under
+//!   `valgrind --error-exitcode=1 --leak-check=full`.
+//!
+//! `CC` and `CXX` choose the compilers (default `gcc`, `g++`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use engine::{DataValue, DatabaseBuilder};
+
+// ---------------------------------------------------------------------------------------------
+// Test databases
+
+fn map(pairs: Vec<(&str, DataValue)>) -> DataValue {
+    DataValue::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+fn tagged(category: &str, version: &str) -> DataValue {
+    map(vec![
+        ("category", category.into()),
+        ("version", version.into()),
+    ])
+}
+
+/// The database the C tests know: `version` is "v1" or "v2" in every entry; v2 also changes
+/// evil.com's category and adds the literal `new.example`.
+fn build_threats(version: &str) -> Vec<u8> {
+    let mut b = DatabaseBuilder::new();
+    b.database_type("matchy-ffi-test")
+        .description("en", "FFI test database")
+        .build_epoch(1_700_000_000);
+    b.add("10.0.0.0/8", tagged("internal", version)).unwrap();
+    b.add(
+        "1.2.3.0/24",
+        map(vec![
+            ("category", "botnet".into()),
+            ("version", version.into()),
+            (
+                "country",
+                map(vec![
+                    ("iso_code", "US".into()),
+                    ("names", map(vec![("en", "United States".into())])),
+                ]),
+            ),
+        ]),
+    )
+    .unwrap();
+    b.add("2001:db8::/32", tagged("v6net", version)).unwrap();
+    b.add("literal:1.2.3.4", tagged("literal-ip", version))
+        .unwrap();
+    b.add("glob:1.2.3.*", tagged("glob-ip", version)).unwrap();
+    let types = map(vec![
+        ("s", "text".into()),
+        ("d", 1.5f64.into()),
+        ("b", DataValue::Bytes(vec![1, 2, 3])),
+        ("eb", DataValue::Bytes(vec![])),
+        ("u16", 65535u16.into()),
+        ("u32", 4_000_000_000u32.into()),
+        ("i32", (-42i32).into()),
+        ("u64", u64::MAX.into()),
+        ("u128", ((1u128 << 100) + 5).into()),
+        ("t", true.into()),
+        ("f", 0.25f32.into()),
+        (
+            "arr",
+            DataValue::Array(vec![
+                1u32.into(),
+                "two".into(),
+                DataValue::Array(vec![3u32.into()]),
+            ]),
+        ),
+        ("em", map(vec![])),
+    ]);
+    let evil_category = if version == "v1" {
+        "phishing"
+    } else {
+        "phishing-v2"
+    };
+    b.add(
+        "evil.com",
+        map(vec![
+            ("category", evil_category.into()),
+            ("version", version.into()),
+            ("types", types),
+        ]),
+    )
+    .unwrap();
+    b.add("*.evil.com", tagged("phishing-glob", version))
+        .unwrap();
+    b.add("*.com", tagged("any-com", version)).unwrap();
+    b.add("café.fr", tagged("utf8", version)).unwrap();
+    if version != "v1" {
+        b.add("new.example", tagged("new", version)).unwrap();
+    }
+    b.build().unwrap()
+}
+
+/// A temporary directory with every database the C tests use.
+fn databases() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build_threats("v1");
+    std::fs::write(dir.path().join("threats.mxy"), &v1).unwrap();
+    std::fs::write(dir.path().join("v2.mxy"), build_threats("v2")).unwrap();
+    let mut b = DatabaseBuilder::new();
+    b.add("10.0.0.0/8", tagged("internal", "v4")).unwrap();
+    b.add("x", tagged("x", "v4")).unwrap();
+    std::fs::write(dir.path().join("v4only.mxy"), b.build().unwrap()).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let garbage: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("garbage.mxy"), garbage).unwrap();
+    std::fs::write(dir.path().join("truncated.mxy"), &v1[..v1.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("empty.mxy"), b"").unwrap();
+    dir
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building and running C programs
+
+fn ffi_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn include_dir() -> PathBuf {
+    ffi_dir().join("../include")
+}
+
+/// The profile directory cargo built `libmatchy.so` into (this test runs from its `deps/`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// A directory where `-lmatchy` finds the library and the loader finds it under its soname
+/// (`libmatchy.so.0.1`, which cargo does not create).
+fn lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let built = profile_dir().join("libmatchy.so");
+        assert!(
+            built.exists(),
+            "{} is missing: build it with `cargo build -p matchy-ffi`",
+            built.display()
+        );
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matchy-ffi-lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["libmatchy.so".to_string(), format!("libmatchy.so.{}", soversion())] {
+            let link = dir.join(&name);
+            let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(&built, &tmp).unwrap();
+            std::fs::rename(&tmp, &link).unwrap();
+        }
+        dir
+    })
+}
+
+fn soversion() -> String {
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    if major == "0" {
+        format!("0.{}", env!("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        major.to_string()
+    }
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matchy-ffi-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Sanitizers,
+    Valgrind,
+}
+
+fn env_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The modes to run in: always plain, plus the ones CI asks for.
+fn modes() -> Vec<Mode> {
+    let mut modes = vec![Mode::Plain];
+    if env_on("MATCHY_FFI_SANITIZERS") {
+        modes.push(Mode::Sanitizers);
+    } else {
+        eprintln!("skipping the AddressSanitizer+UBSan run: set MATCHY_FFI_SANITIZERS=1");
+    }
+    if env_on("MATCHY_FFI_VALGRIND") {
+        assert!(
+            have("valgrind"),
+            "MATCHY_FFI_VALGRIND=1 but valgrind is not installed"
+        );
+        modes.push(Mode::Valgrind);
+    } else {
+        eprintln!("skipping the valgrind run: set MATCHY_FFI_VALGRIND=1");
+    }
+    modes
+}
+
+fn compiler(cpp: bool) -> String {
+    let (var, default) = if cpp { ("CXX", "g++") } else { ("CC", "gcc") };
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// Compile `source` (relative to ffi/) into an executable linked against libmatchy.so.
+fn compile(source: &str, sanitize: bool, extra: &[&str]) -> PathBuf {
+    let src = ffi_dir().join(source);
+    let cpp = source.ends_with(".cpp");
+    let stem = Path::new(source).file_stem().unwrap().to_string_lossy();
+    let exe = out_dir().join(format!(
+        "{stem}{}",
+        if sanitize { "-asan" } else { "" }
+    ));
+    let mut cmd = Command::new(compiler(cpp));
+    cmd.args(if cpp {
+        &["-std=c++17"][..]
+    } else {
+        &["-std=c11", "-D_GNU_SOURCE"][..]
+    })
+    .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g"])
+    .arg("-I")
+    .arg(include_dir())
+    .arg(&src)
+    .arg("-o")
+    .arg(&exe)
+    .arg("-L")
+    .arg(lib_dir())
+    .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+    .args(["-lmatchy", "-pthread"])
+    .args(extra);
+    if sanitize {
+        cmd.args([
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer",
+        ]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the compiler: {e}"));
+    assert!(
+        out.status.success(),
+        "compiling {source} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Run a command, killing it after `limit`.
+fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    // Read the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).ok();
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Compile `source` for `mode` and run it with `args`; panics with its output on failure.
+/// Returns its stdout.
+fn run_c(source: &str, mode: Mode, args: &[&str]) -> String {
+    let exe = compile(source, mode == Mode::Sanitizers, &[]);
+    let mut cmd = match mode {
+        Mode::Valgrind => {
+            let mut c = Command::new("valgrind");
+            c.args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
+                .arg(&exe);
+            c
+        }
+        _ => Command::new(&exe),
+    };
+    cmd.args(args)
+        // LSan needs ptrace-free leak checks; abort on the first report of either sanitizer.
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+    let limit = if mode == Mode::Valgrind {
+        Duration::from_secs(900)
+    } else {
+        Duration::from_secs(300)
+    };
+    let out = run_with_limit(&mut cmd, limit);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{source} ({mode:?}) failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    if mode != Mode::Plain {
+        eprintln!("{source} ({mode:?}): clean");
+    }
+    stdout
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn c_every_function_null_arguments_bad_files_and_lookups() {
+    let dbs = databases();
+    for mode in modes() {
+        let out = run_c("tests/c/api_test.c", mode, &[path_str(dbs.path())]);
+        assert!(out.contains(" 0 failed"), "{out}");
+    }
+}
+
+#[test]
+fn c_auto_reload_callback_user_data_and_close_inside_callback() {
+    let dbs = databases();
+    for mode in modes() {
+        let out = run_c("tests/c/reload_test.c", mode, &[path_str(dbs.path())]);
+        assert!(out.contains(" 0 failed"), "{out}");
+    }
+}
+
+#[test]
+fn c_many_threads_look_up_during_reloads() {
+    let dbs = databases();
+    for mode in modes() {
+        // Valgrind runs threads one at a time: fewer swaps keep it quick.
+        let swaps = if mode == Mode::Valgrind { "6" } else { "20" };
+        let out = run_c(
+            "tests/c/threads_test.c",
+            mode,
+            &[path_str(dbs.path()), "4", swaps],
+        );
+        assert!(out.contains(" 0 failed"), "{out}");
+        eprint!("{out}");
+    }
+}
+
+#[test]
+fn c_a_million_lookups_keep_rss_flat() {
+    let dbs = databases();
+    let db = dbs.path().join("threats.mxy");
+    for mode in modes() {
+        // ASan keeps freed memory in quarantine and valgrind in its free list, so RSS is only
+        // meaningful in the plain run; the other two check for leaks and memory errors.
+        let max_growth_kb = if mode == Mode::Plain { "1024" } else { "0" };
+        let out = run_c(
+            "tests/c/rss_test.c",
+            mode,
+            &[path_str(&db), "1000000", max_growth_kb],
+        );
+        assert!(out.contains(" 0 failed"), "{out}");
+        eprint!("{out}");
+    }
+}
+
+#[test]
+fn cpp_includes_the_header() {
+    let dbs = databases();
+    let db = dbs.path().join("threats.mxy");
+    for mode in modes() {
+        run_c("tests/cpp/header_test.cpp", mode, &[path_str(&db)]);
+    }
+}
+
+#[test]
+fn the_example_compiles_and_answers() {
+    let dbs = databases();
+    let db = dbs.path().join("threats.mxy");
+    let out = run_c(
+        "examples/lookup.c",
+        Mode::Plain,
+        &[path_str(&db), "1.2.3.4", "nothing.org"],
+    );
+    assert!(out.contains("1.2.3.4: ip 1.2.3.0/24 {\"category\":\"botnet\""), "{out}");
+    assert!(out.contains("1.2.3.4: literal 1.2.3.4 "), "{out}");
+    assert!(out.contains("1.2.3.4: glob 1.2.3.* "), "{out}");
+    assert!(out.contains("nothing.org: no match"), "{out}");
+}
+
+#[test]
+fn the_static_library_links() {
+    let dbs = databases();
+    let db = dbs.path().join("threats.mxy");
+    let archive = profile_dir().join("libmatchy.a");
+    assert!(archive.exists(), "{} is missing", archive.display());
+    let exe = out_dir().join("lookup-static");
+    let out = Command::new(compiler(false))
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+        .arg(include_dir())
+        .arg(ffi_dir().join("examples/lookup.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&archive)
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "static link failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&exe)
+        .arg(&db)
+        .arg("sub.evil.com")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("sub.evil.com: glob *.evil.com"), "{stdout}");
+}
+
+/// Names the dynamic symbol table of libmatchy.so defines.
+fn exported_symbols() -> Option<Vec<String>> {
+    let lib = profile_dir().join("libmatchy.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "nm failed on {}", lib.display());
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+            .collect(),
+    )
+}
+
+#[test]
+fn only_matchy_symbols_are_exported() {
+    let Some(symbols) = exported_symbols() else {
+        eprintln!("skipping: nm is not installed");
+        return;
+    };
+    let foreign: Vec<&String> = symbols
+        .iter()
+        .filter(|s| !s.starts_with("matchy_"))
+        .collect();
+    assert!(foreign.is_empty(), "exported non-matchy symbols: {foreign:?}");
+    // Every function the header declares is exported (and nothing else). Declarations are the
+    // code lines (not comments) with `matchy_name(`.
+    let header = std::fs::read_to_string(include_dir().join("matchy.h")).unwrap();
+    let mut declared: Vec<String> = Vec::new();
+    for line in header.lines() {
+        let code = line.trim_start();
+        if code.starts_with('*') || code.starts_with("/*") || code.starts_with('#') {
+            continue;
+        }
+        let Some(open) = code.find('(') else { continue };
+        let name = code[..open]
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
+        if name.starts_with("matchy_") {
+            declared.push(name.to_string());
+        }
+    }
+    declared.sort();
+    declared.dedup();
+    let mut exported = symbols.clone();
+    exported.sort();
+    assert_eq!(declared, exported);
+}
+
+#[test]
+fn the_shared_library_has_a_soname() {
+    let lib = profile_dir().join("libmatchy.so");
+    let Ok(out) = Command::new("objdump").arg("-p").arg(&lib).output() else {
+        eprintln!("skipping: objdump is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("libmatchy.so.{}", soversion());
+    assert!(
+        text.lines()
+            .any(|l| l.contains("SONAME") && l.trim_end().ends_with(&want)),
+        "no SONAME {want} in objdump -p output"
+    );
+}
+
+#[test]
+fn install_script_and_pkg_config() {
+    let prefix = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(ffi_dir().join("install.sh"))
+        .arg("--prefix")
+        .arg(prefix.path())
+        .arg("--from")
+        .arg(profile_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "install.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = prefix.path().join("lib");
+    let version = env!("CARGO_PKG_VERSION");
+    for f in [
+        format!("libmatchy.so.{version}"),
+        format!("libmatchy.so.{}", soversion()),
+        "libmatchy.so".into(),
+        "libmatchy.a".into(),
+        "pkgconfig/matchy.pc".into(),
+    ] {
+        assert!(lib.join(&f).exists(), "{f} not installed");
+    }
+    assert!(prefix.path().join("include/matchy.h").exists());
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/matchy.pc")).unwrap();
+    assert!(pc.contains(&format!("Version: {version}")), "{pc}");
+
+    // What pkg-config says (or the same flags by hand where it is not installed).
+    let flags = match Command::new("pkg-config")
+        .args(["--cflags", "--libs", "matchy"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => format!(
+            "-I{} -L{} -lmatchy",
+            prefix.path().join("include").display(),
+            lib.display()
+        ),
+    };
+    assert!(flags.contains("-lmatchy"), "{flags}");
+    let exe = prefix.path().join("lookup");
+    let status = Command::new(compiler(false))
+        .arg(ffi_dir().join("examples/lookup.c"))
+        .arg("-o")
+        .arg(&exe)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dbs = databases();
+    let out = Command::new(&exe)
+        .arg(dbs.path().join("threats.mxy"))
+        .arg("evil.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The installed program loads the library by its soname.
+    let needed = Command::new("objdump").arg("-p").arg(&exe).output();
+    if let Ok(needed) = needed {
+        let text = String::from_utf8_lossy(&needed.stdout);
+        let want = format!("libmatchy.so.{}", soversion());
+        assert!(text.contains(&want), "the program does not need {want}");
+    }
+}
