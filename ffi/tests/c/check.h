@@ -125,6 +125,25 @@ static inline void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
+/* Threads of this process (from /proc/self/status), or -1. */
+static inline int thread_count(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    fclose(f);
+    return n;
+}
+
+/* Wait until only `n` threads are left (library threads of closed databases have exited). */
+static inline int wait_threads(int n, double seconds) {
+    double deadline = now_seconds() + seconds;
+    while (thread_count() > n && now_seconds() < deadline) sleep_ms(10);
+    return thread_count() == n;
+}
+
 /* The string value at `path` of match `index`, copied into buf ("" if missing or not a string). */
 static inline const char *string_at(const matchy_result_t *r, size_t index, const char *const *path,
                              char *buf, size_t cap) {

@@ -193,7 +193,10 @@ int main(int argc, char **argv) {
     join(garbage, sizeof garbage, argv[1], "garbage.mxy");
     join(live, sizeof live, argv[1], "live.mxy");
     join(live2, sizeof live2, argv[1], "live2.mxy");
+    int threads_before = thread_count();
     test_reload_with_callback();
     test_close_inside_callback();
+    /* Every thread matchy started (watchers, inotify readers) is gone after close. */
+    CHECK(wait_threads(threads_before, 30.0));
     return finish("reload_test");
 }

@@ -112,6 +112,8 @@ int main(int argc, char **argv) {
     CHECK_RC(matchy_stats(db, &st), MATCHY_OK);
     CHECK(st.successes == (uint64_t)swaps && st.failures == 0);
     matchy_close(db);
+    /* Every thread matchy started (watcher, inotify reader) is gone after close. */
+    CHECK(wait_threads(1, 30.0));
     /* Callbacks report the watcher's reloads only (not the manual ones). */
     CHECK(atomic_load(&reloads_seen) <= swaps);
     printf("threads_test: %d threads, %d swaps, %ld lookups, %d reload callbacks\n", threads, swaps,
