@@ -264,10 +264,6 @@ impl Snapshot {
         self.identity
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        self.backing.bytes()
-    }
-
     pub fn is_mapped(&self) -> bool {
         matches!(self.backing, Backing::Mapped(_))
     }
