@@ -13,6 +13,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::entry::mask;
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::glob::index::GlobIndex;
 use crate::literal::LiteralTable;
 use crate::mmdb::metadata::{parse_metadata, Metadata};
 use crate::mmdb::tree::SearchTree;
+use crate::sigbus;
 use crate::validate::{self, ValidationLevel, ValidationReport};
 use crate::value::Value;
 
@@ -197,9 +199,12 @@ pub(crate) struct Snapshot {
     views: Views<'static>,
     info: DatabaseInfo,
     identity: Option<FileIdentity>,
-    /// The file was found modified in place after this snapshot mapped it: lookups refuse to
-    /// read the mapping (it may be half-written or truncated).
-    poisoned: std::sync::atomic::AtomicBool,
+    /// The file was found modified in place after this snapshot mapped it (by the watcher, or
+    /// by a SIGBUS on a truncated page): lookups refuse to read the mapping. Boxed: the SIGBUS
+    /// guard holds its address.
+    poisoned: Box<AtomicBool>,
+    /// Unregisters the mapping from the SIGBUS guard; dropped before `backing`.
+    _sigbus: Option<sigbus::Guard>,
     backing: Backing,
 }
 
@@ -243,11 +248,17 @@ impl Snapshot {
         let file: &'static [u8] =
             unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let (views, info) = open_views(file)?;
+        let poisoned = Box::new(AtomicBool::new(false));
+        let guard = match &backing {
+            Backing::Mapped(m) => Some(sigbus::register(m.as_ptr(), m.len(), &poisoned)),
+            Backing::Owned(_) => None,
+        };
         Ok(Snapshot {
             views,
             info,
             identity,
-            poisoned: std::sync::atomic::AtomicBool::new(false),
+            poisoned,
+            _sigbus: guard,
             backing,
         })
     }
@@ -275,7 +286,7 @@ impl Snapshot {
 
     #[inline]
     fn check_poison(&self) -> Result<()> {
-        if self.poisoned.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::InvalidQuery {
                 query: String::new(),
                 what: "the database file was modified in place (it must be replaced by rename); \
@@ -321,7 +332,8 @@ impl Snapshot {
                 })
             })?;
         }
-        Ok(())
+        // A SIGBUS during the lookup replaced what it read with zeros: refuse the answer.
+        self.check_poison()
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.
@@ -337,6 +349,7 @@ impl Snapshot {
             .get(hit.node as usize * 2 + hit.side as usize)
             .copied()
             .unwrap_or(0);
+        self.check_poison()?;
         Ok(Some(RawMatch {
             kind: EntryKind::Ip,
             source: Source::Net {
