@@ -19,9 +19,12 @@
 //!
 //! # Node numbering
 //!
-//! Breadth-first from the root (node 0), left record before right; the aliased IPv4 subtree is
-//! numbered where the breadth-first walk first reaches it (the `::/96` path, which is left of the
-//! `::ffff:0:0/96` path at every shared level). The record size is the smallest of 24/28/32
+//! Depth-first pre-order: the root is node 0, then its left subtree, then its right subtree.
+//! A lookup's path stays together in memory (a node's left child is the next node, and the
+//! chain of nodes leading to a lone long network is consecutive), which is what decides lookup
+//! speed once the tree outgrows the CPU caches; breadth-first order puts every level of a path
+//! in a different place. The aliased IPv4 subtree is numbered where the walk first reaches it,
+//! on the `::/96` path (left of the `::ffff:0:0/96` path where they part). The record size is the smallest of 24/28/32
 //! bits that holds `node_count + 16 + data_section_len`. No node has two data records from the
 //! same inserted network (such a node would be redundant), except a root set by a `/0` network.
 //!
@@ -196,11 +199,9 @@ impl TreeBuilder {
     pub fn finish(mut self, data_section_len: usize, keep: KeepDuplicate) -> Result<BuiltTree> {
         self.check_ip_version()?;
         let duplicates = self.resolve_duplicates(keep);
-        let alias = if self.ip_version == 6 && !self.mapped_region_used {
-            self.install_ipv4_alias()?
-        } else {
-            None
-        };
+        if self.ip_version == 6 && !self.mapped_region_used {
+            self.install_ipv4_alias()?;
+        }
         let TreeBuilder {
             ip_version,
             nodes,
@@ -209,37 +210,38 @@ impl TreeBuilder {
             ..
         } = self;
 
-        // Breadth-first order; the alias target is queued once, where it is first reached.
-        let mut order: Vec<u32> = Vec::with_capacity(nodes.len());
-        order.push(0);
-        let mut alias_queued = false;
-        let mut i = 0;
-        while i < order.len() {
-            for record in nodes[order[i] as usize] {
-                if is_node(record) {
-                    if Some(record) == alias {
-                        if alias_queued {
-                            continue;
-                        }
-                        alias_queued = true;
-                    }
-                    order.push(record);
+        // Depth-first pre-order numbering (see module docs); a node reached again (the IPv4
+        // alias target) keeps its first number.
+        const UNNUMBERED: u32 = u32::MAX;
+        let mut number = vec![UNNUMBERED; nodes.len()];
+        let mut node_count = 0u32;
+        let mut stack = vec![0u32];
+        while let Some(node) = stack.pop() {
+            if number[node as usize] != UNNUMBERED {
+                continue;
+            }
+            number[node as usize] = node_count;
+            node_count += 1;
+            let [left, right] = nodes[node as usize];
+            for child in [right, left] {
+                if is_node(child) && number[child as usize] == UNNUMBERED {
+                    stack.push(child);
                 }
             }
-            i += 1;
         }
-        let node_count = order.len() as u32;
+        drop(stack);
         let record_size = pick_record_size(node_count, data_section_len, forced_record_size)?;
 
         let node_bytes = usize::from(record_size / 4);
-        let mut bytes = vec![0u8; order.len() * node_bytes];
-        let mut prefix_table = vec![0u8; order.len() * 2];
-        // Children get numbers in the same order the queue above was filled.
-        let mut next_index = 1u32;
-        let mut alias_index = None;
-        for (out, &node) in order.iter().enumerate() {
+        let mut bytes = vec![0u8; node_count as usize * node_bytes];
+        let mut prefix_table = vec![0u8; node_count as usize * 2];
+        for (node, &out) in nodes.iter().zip(&number) {
+            if out == UNNUMBERED {
+                continue; // unreachable; nothing we build leaves such nodes, but never write them
+            }
+            let out = out as usize;
             let mut records = [0u32; 2];
-            for (side, &record) in nodes[node as usize].iter().enumerate() {
+            for (side, &record) in node.iter().enumerate() {
                 records[side] = if record == EMPTY {
                     node_count
                 } else if record & LEAF != 0 {
@@ -254,21 +256,11 @@ impl TreeBuilder {
                     // Fits: pick_record_size checked node_count + 16 + data_section_len.
                     node_count + 16 + network.data_offset
                 } else {
-                    match alias_index {
-                        Some(index) if Some(record) == alias => index,
-                        _ => {
-                            if Some(record) == alias {
-                                alias_index = Some(next_index);
-                            }
-                            next_index += 1;
-                            next_index - 1
-                        }
-                    }
+                    number[record as usize]
                 };
             }
             write_node(&mut bytes[out * node_bytes..][..node_bytes], record_size, records);
         }
-        debug_assert_eq!(next_index, node_count);
         Ok(BuiltTree {
             bytes,
             node_count,
@@ -418,9 +410,8 @@ impl TreeBuilder {
     }
 
     /// Points the `::ffff:0:0/96` record at whatever `::/96` leads to (the IPv4 subtree node,
-    /// or the leaf / empty record reached above it). Returns the node if the target is one (it
-    /// is then reachable twice).
-    fn install_ipv4_alias(&mut self) -> Result<Option<u32>> {
+    /// or the leaf / empty record reached above it). A node target is then reachable twice.
+    fn install_ipv4_alias(&mut self) -> Result<()> {
         let mut node = 0u32;
         let mut target = None;
         for _ in 0..96 {
@@ -441,7 +432,7 @@ impl TreeBuilder {
             if is_node(record) {
                 node = record;
             } else if record == target {
-                return Ok(None); // the mapped range already answers like ::/96
+                return Ok(()); // the mapped range already answers like ::/96
             } else {
                 node = self.split(node, side, record, depth + 1)?;
             }
@@ -450,10 +441,10 @@ impl TreeBuilder {
         if is_node(*record) {
             // Only a network inside ::ffff:0:0/96 creates a node here, and that disables the
             // alias before we get here; never orphan a subtree.
-            return Ok(None);
+            return Ok(());
         }
         *record = target;
-        Ok(is_node(target).then_some(target))
+        Ok(())
     }
 }
 
