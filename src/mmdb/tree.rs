@@ -173,9 +173,10 @@ impl<'a> SearchTree<'a> {
             tree.root_jump = tree.jump_table(0);
             tree.ipv4 = tree.follow_96_bits(0);
             tree.mapped = tree.follow_96_bits(0xFFFF);
-            if let Subtree::Node { node: ipv4, .. } = tree.ipv4 {
+            if let Subtree::Node { node: ipv4, jump } = &mut tree.ipv4 {
+                *jump = true;
                 if let Subtree::Node { node, jump } = &mut tree.mapped {
-                    *jump = *node == ipv4;
+                    *jump = *node == *ipv4;
                 }
             }
         }
@@ -1125,10 +1126,11 @@ mod bench {
         );
     }
 
-    fn run(version: u16, slash32: usize, slash24: usize) {
+    fn run(version: u16, slash32: usize, slash24: usize, layout: (u32, u32)) {
         let mut x = 0x1234_5678_9ABC_DEF1u64;
         let t = Instant::now();
         let mut b = TreeBuilder::new(version);
+        b.set_block_heights(layout.0, layout.1);
         let mut inserted = Vec::new();
         for i in 0..slash32 + slash24 {
             let a = xorshift(&mut x) as u32;
@@ -1171,9 +1173,10 @@ mod bench {
 
     /// An IPv6 tree of random /48s and /64s under 2000::/4 plus IPv4 /24s, queried with IPv6
     /// addresses inside its networks.
-    fn run_v6(networks: usize) {
+    fn run_v6(networks: usize, layout: (u32, u32)) {
         let mut x = 0x0DDB_A11C_AFE5_F00Du64;
         let mut b = TreeBuilder::new(6);
+        b.set_block_heights(layout.0, layout.1);
         let mut inserted = Vec::new();
         for i in 0..networks {
             let r = u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x));
@@ -1202,9 +1205,102 @@ mod bench {
     #[test]
     #[ignore]
     fn lookup_speed() {
-        run(4, 1_000, 500);
-        run(4, 100_000, 50_000);
-        run(6, 100_000, 50_000);
-        run_v6(100_000);
+        let layout = (12, 3);
+        run(4, 1_000, 500, layout);
+        run(4, 100_000, 50_000, layout);
+        run(6, 100_000, 50_000, layout);
+        run_v6(100_000, layout);
+    }
+
+    /// Deterministic stand-in for cache misses: distinct 64-byte lines a lookup touches below the
+    /// jump table, per layout (block heights), for the same networks and queries.
+    #[test]
+    #[ignore]
+    fn layout_lines_touched() {
+        let mut x = 0x1234_5678_9ABC_DEF1u64;
+        let nets: Vec<(u32, u8)> = (0..150_000)
+            .map(|i| (xorshift(&mut x) as u32, if i < 100_000 { 32 } else { 24 }))
+            .collect();
+        let queries: Vec<u32> = (0..200_000)
+            .map(|_| {
+                let r = xorshift(&mut x);
+                nets[(r as usize >> 8) % nets.len()].0 ^ (r as u32 & 0xFF)
+            })
+            .collect();
+        for layout in [(1u32, 1u32), (12, 1), (12, 2), (12, 3), (12, 4), (12, 6)] {
+            let mut b = TreeBuilder::new(4);
+            b.set_block_heights(layout.0, layout.1);
+            for (i, &(a, len)) in nets.iter().enumerate() {
+                b.insert(IpAddr::V4(a.into()), len, i as u32 % 1000, i as u32).unwrap();
+            }
+            let t = b.finish(1000, KeepDuplicate::First).unwrap();
+            let tree = SearchTree::new(&t.bytes, t.node_count, t.record_size, 4).unwrap();
+            let (mut lines, mut steps) = (0usize, 0usize);
+            let mut touched = Vec::new();
+            for &q in &queries {
+                touched.clear();
+                let mut node = 0u32;
+                for depth in 0..32 {
+                    if depth >= JUMP_BITS {
+                        touched.push(node as usize * 6 / 64);
+                        steps += 1;
+                    }
+                    let record = tree.record(node, (q >> (31 - depth)) & 1).unwrap();
+                    if record >= t.node_count {
+                        break;
+                    }
+                    node = record;
+                }
+                touched.dedup();
+                lines += touched.len();
+            }
+            println!(
+                "layout {layout:?}: {:.2} lines / lookup over {:.2} nodes",
+                lines as f64 / queries.len() as f64,
+                steps as f64 / queries.len() as f64
+            );
+        }
+    }
+
+    fn peak_rss_mb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    }
+
+    /// The builder at scale: 10 million random /32s and /24s.
+    #[test]
+    #[ignore]
+    fn build_ten_million() {
+        let mut x = 0x5EED_0000_1234_5678u64;
+        let before = peak_rss_mb();
+        let t = Instant::now();
+        let mut b = TreeBuilder::new(6);
+        for i in 0..10_000_000u32 {
+            let a = xorshift(&mut x) as u32;
+            let len = if i % 2 == 0 { 32 } else { 24 };
+            b.insert(IpAddr::V4(a.into()), len, i % 1_000_000, i).unwrap();
+        }
+        let inserted = t.elapsed();
+        let built = b.finish(1_000_000, KeepDuplicate::First).unwrap();
+        println!(
+            "10M networks: {} nodes, {}-bit records, {} duplicates; insert {:?}, finish {:?}, \
+             peak RSS {} MB (+{} MB)",
+            built.node_count,
+            built.record_size,
+            built.duplicates.len(),
+            inserted,
+            t.elapsed() - inserted,
+            peak_rss_mb(),
+            peak_rss_mb() - before
+        );
+        let t = Instant::now();
+        let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
+        let check = tree.check(1_000_000).unwrap();
+        println!("check: {:?}, {} offsets", t.elapsed(), check.data_offsets.len());
     }
 }

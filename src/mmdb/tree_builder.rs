@@ -19,12 +19,17 @@
 //!
 //! # Node numbering
 //!
-//! Depth-first pre-order: the root is node 0, then its left subtree, then its right subtree.
-//! A lookup's path stays together in memory (a node's left child is the next node, and the
-//! chain of nodes leading to a lone long network is consecutive), which is what decides lookup
-//! speed once the tree outgrows the CPU caches; breadth-first order puts every level of a path
-//! in a different place. The aliased IPv4 subtree is numbered where the walk first reaches it,
-//! on the `::/96` path (left of the `::ffff:0:0/96` path where they part). The record size is the smallest of 24/28/32
+//! In blocks, so that a lookup's path stays together in memory, which is what decides lookup
+//! speed once the tree outgrows the CPU caches (breadth-first order would put every level of a
+//! path in a different place). A block is a node and its descendants down to a fixed height:
+//! 12 levels for the root's block and for the block of the IPv4 subtree's root in an IPv6 tree
+//! (the levels the reader's jump tables cover), 3 levels (7 nodes, about a cache line)
+//! elsewhere. Blocks are laid out depth-first, left before right: the root's block first (root
+//! = node 0), then each block hanging below it, each followed by everything below it, before
+//! the next one. Inside a block, nodes go breadth-first, left before right. A chain of nodes
+//! leading to a lone long network is therefore consecutive. The aliased IPv4 subtree is
+//! numbered where the walk first reaches it, on the `::/96` path (left of `::ffff:0:0/96`
+//! where they part). The record size is the smallest of 24/28/32
 //! bits that holds `node_count + 16 + data_section_len`. No node has two data records from the
 //! same inserted network (such a node would be redundant), except a root set by a `/0` network.
 //!
@@ -116,6 +121,11 @@ pub struct TreeBuilder {
     mapped_region_used: bool,
     /// Reused stack for filling subtrees.
     scratch: Vec<u32>,
+    /// (top, other) block heights of the node numbering; tests and benchmarks vary them.
+    block_heights: (u32, u32),
+    /// The node 96 zero bits down in an IPv6 tree, once it exists (nodes are never replaced):
+    /// IPv4 insertions start there instead of walking 96 levels.
+    ipv4_root: Option<u32>,
 }
 
 impl TreeBuilder {
@@ -131,7 +141,15 @@ impl TreeBuilder {
             forced_record_size: None,
             mapped_region_used: false,
             scratch: Vec::new(),
+            block_heights: (TOP_BLOCK_HEIGHT, BLOCK_HEIGHT),
+            ipv4_root: None,
         }
+    }
+
+    /// Benchmarks only: other block heights for the node numbering (1, 1 = pre-order).
+    #[cfg(test)]
+    pub(crate) fn set_block_heights(&mut self, top: u32, other: u32) {
+        self.block_heights = (top, other);
     }
 
     /// Tests only: use this record size (24, 28 or 32) instead of the smallest that fits;
@@ -160,8 +178,12 @@ impl TreeBuilder {
         if tree_len == 0 {
             return self.place_at_node(0, network);
         }
-        let mut node = 0u32;
-        for depth in 0..tree_len - 1 {
+        let ipv4_in_ipv6 = self.ip_version == 6 && addr.is_ipv4() && tree_len > 96;
+        let (mut node, start_depth) = match self.ipv4_root {
+            Some(ipv4_root) if ipv4_in_ipv6 => (ipv4_root, 96),
+            _ => (0, 0),
+        };
+        for depth in start_depth..tree_len - 1 {
             let side = bit(key, depth);
             let record = self.nodes[node as usize][side];
             node = if is_node(record) {
@@ -191,6 +213,9 @@ impl TreeBuilder {
         }
         let slot = self.add_network(network)?;
         self.nodes[node as usize][side] = LEAF | slot;
+        if ipv4_in_ipv6 && self.ipv4_root.is_none() {
+            self.ipv4_root = follow_zeros(&self.nodes, 96);
+        }
         Ok(())
     }
 
@@ -207,29 +232,16 @@ impl TreeBuilder {
             nodes,
             networks,
             forced_record_size,
+            block_heights,
             ..
         } = self;
 
-        // Depth-first pre-order numbering (see module docs); a node reached again (the IPv4
-        // alias target) keeps its first number.
-        const UNNUMBERED: u32 = u32::MAX;
-        let mut number = vec![UNNUMBERED; nodes.len()];
-        let mut node_count = 0u32;
-        let mut stack = vec![0u32];
-        while let Some(node) = stack.pop() {
-            if number[node as usize] != UNNUMBERED {
-                continue;
-            }
-            number[node as usize] = node_count;
-            node_count += 1;
-            let [left, right] = nodes[node as usize];
-            for child in [right, left] {
-                if is_node(child) && number[child as usize] == UNNUMBERED {
-                    stack.push(child);
-                }
-            }
-        }
-        drop(stack);
+        let ipv4_root = if ip_version == 6 {
+            follow_zeros(&nodes, 96)
+        } else {
+            None
+        };
+        let (number, node_count) = number_nodes(&nodes, ipv4_root, block_heights);
         let record_size = pick_record_size(node_count, data_section_len, forced_record_size)?;
 
         let node_bytes = usize::from(record_size / 4);
@@ -446,6 +458,75 @@ impl TreeBuilder {
         *record = target;
         Ok(())
     }
+}
+
+/// Marks a node that `number_nodes` has not (yet) numbered.
+const UNNUMBERED: u32 = u32::MAX;
+/// Height of the blocks at the root and at the IPv4 subtree: the levels the readers' jump
+/// tables cover, kept together so building a table reads one small contiguous region.
+const TOP_BLOCK_HEIGHT: u32 = 12;
+/// Height of every other block: 7 nodes, one 64-byte cache line or two.
+const BLOCK_HEIGHT: u32 = 3;
+
+/// Output node numbers (module docs, "Node numbering") for every in-memory node reachable from
+/// the root, and how many there are. A node reached twice (the IPv4 alias target) keeps its
+/// first number.
+fn number_nodes(
+    nodes: &[[u32; 2]],
+    ipv4_root: Option<u32>,
+    (top_height, block_height): (u32, u32),
+) -> (Vec<u32>, u32) {
+    let mut number = vec![UNNUMBERED; nodes.len()];
+    let mut next = 0u32;
+    // Block roots still to lay out, the next one on top.
+    let mut blocks: Vec<u32> = vec![0];
+    let mut level_order: Vec<u32> = Vec::new();
+    while let Some(root) = blocks.pop() {
+        if number[root as usize] != UNNUMBERED {
+            continue;
+        }
+        let height = if root == 0 || Some(root) == ipv4_root {
+            top_height
+        } else {
+            block_height
+        };
+        // Breadth-first inside the block; what is left in `level_order` after `height` levels
+        // are the roots of the blocks below, left to right.
+        level_order.clear();
+        level_order.push(root);
+        let mut level_start = 0;
+        for _ in 0..height {
+            let level_end = level_order.len();
+            for i in level_start..level_end {
+                let node = level_order[i];
+                if number[node as usize] != UNNUMBERED {
+                    continue; // queued twice in this block (the alias target)
+                }
+                number[node as usize] = next;
+                next += 1;
+                for child in nodes[node as usize] {
+                    if is_node(child) && number[child as usize] == UNNUMBERED {
+                        level_order.push(child);
+                    }
+                }
+            }
+            level_start = level_end;
+        }
+        blocks.extend(level_order[level_start..].iter().rev());
+    }
+    (number, next)
+}
+
+/// The node reached from the root by `bits` left records, if they are all nodes.
+fn follow_zeros(nodes: &[[u32; 2]], bits: u32) -> Option<u32> {
+    let mut node = 0u32;
+    for _ in 0..bits {
+        node = nodes[node as usize][0];
+        if !is_node(node) {
+            return None;
+        }
+    }
+    Some(node)
 }
 
 #[inline]
