@@ -37,7 +37,7 @@ pub const DATA_SECTION_SEPARATOR_LEN: u32 = 16;
 /// A read-only view of a MaxMind DB search tree. `new` precomputes where the IPv4 and
 /// IPv4-mapped subtrees start and two small jump tables (root and IPv4 subtree) that replace
 /// the first [`JUMP_BITS`] steps of a lookup by one table read: build it once per database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SearchTree<'a> {
     tree: &'a [u8],
     node_count: u32,
@@ -51,6 +51,18 @@ pub struct SearchTree<'a> {
     ipv4_jump: Box<JumpTable>,
     /// IPv6 lookups from the root after their first `JUMP_BITS` bits (IPv6 trees).
     root_jump: Box<JumpTable>,
+}
+
+impl std::fmt::Debug for SearchTree<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchTree")
+            .field("node_count", &self.node_count)
+            .field("record_size", &self.record_size)
+            .field("ip_version", &self.ip_version)
+            .field("ipv4", &self.ipv4)
+            .field("mapped", &self.mapped)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How many leading address bits a jump table resolves (2^12 entries of 8 bytes).
@@ -363,22 +375,23 @@ impl<'a> SearchTree<'a> {
                 side: side as u8,
                 depth: depth as u8,
             })),
-            None => Err(self.into_separator(node, side, record)),
+            None => Err(self.points_into_separator(node, side, record)),
         }
     }
 
     /// Validates the whole tree against a data section of `data_section_len` bytes: every node
     /// reachable from the root, every record a node index, "not found", or data inside the data
     /// section, no path longer than the address width (32 or 128 bits, counting every path
-    /// through nodes shared by aliases). Memory: two bitsets of `node_count` bits, the returned
-    /// offsets, and one entry per extra reference to an already reached node.
+    /// through nodes shared by aliases). Memory: two bitsets of `node_count` bits, one of
+    /// `data_section_len` bits, the returned offsets, and 5 bytes per node reached more than once.
     pub fn check(&self, data_section_len: usize) -> Result<TreeCheck> {
         let width: u32 = if self.ip_version == 4 { 32 } else { 128 };
         let node_count = self.node_count;
         let mut reached = BitSet::new(node_count);
         let mut shared = BitSet::new(node_count);
         let mut any_shared = false;
-        let mut data_records: Vec<u32> = Vec::new();
+        // One bit per data-section byte: 1/8 of the data section, and no sorting.
+        let mut data_records = BitSet::new(u32::try_from(data_section_len).unwrap_or(u32::MAX));
         let mut reachable_nodes = 0u32;
         // Depth-first, marking a node when it is pushed: the stack holds at most one pending
         // sibling per level, so it stays below 2 * width entries.
@@ -405,7 +418,7 @@ impl<'a> SearchTree<'a> {
                     continue;
                 }
                 let Some(data_offset) = past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN) else {
-                    return Err(self.into_separator(node, side, record));
+                    return Err(self.points_into_separator(node, side, record));
                 };
                 if data_offset as usize >= data_section_len {
                     return Err(Error::corrupt(
@@ -416,7 +429,7 @@ impl<'a> SearchTree<'a> {
                         ),
                     ));
                 }
-                data_records.push(data_offset);
+                data_records.insert(data_offset);
             }
         }
         if let Some(unreached) = reached.first_missing() {
@@ -428,10 +441,8 @@ impl<'a> SearchTree<'a> {
         if any_shared {
             self.check_shared_depths(&shared, width)?;
         }
-        data_records.sort_unstable();
-        data_records.dedup();
         Ok(TreeCheck {
-            data_offsets: data_records.into_iter().map(|o| o as usize).collect(),
+            data_offsets: data_records.iter().map(|o| o as usize).collect(),
             reachable_nodes,
         })
     }
@@ -540,14 +551,12 @@ impl<'a> SearchTree<'a> {
         let width = if self.ip_version == 4 { 32 } else { 128 };
         Error::corrupt(
             self.record_offset(node, side),
-            format!(
-                "search tree path through node {node} is longer than the {width}-bit address"
-            ),
+            format!("search tree path through node {node} is longer than the {width}-bit address"),
         )
     }
 
     #[cold]
-    fn into_separator(&self, node: u32, side: u32, record: u32) -> Error {
+    fn points_into_separator(&self, node: u32, side: u32, record: u32) -> Error {
         Error::corrupt(
             self.record_offset(node, side),
             format!(
@@ -707,11 +716,14 @@ impl SearchTree<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mmdb::tree_builder::tests::{build, mmdb_file, view, Net};
+    use crate::mmdb::tree_builder::tests::{build, view, Net};
     use crate::mmdb::tree_builder::KeepDuplicate;
     use proptest::prelude::*;
 
-    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/maxmind-db/test-data");
+    const CORPUS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/maxmind-db/test-data"
+    );
 
     /// (tree bytes, data section length, node_count, record_size, ip_version) of an .mmdb file,
     /// the shape read through the `maxminddb` crate's metadata parser.
@@ -722,7 +734,13 @@ mod tests {
         let m = reader.metadata();
         let tree_len = m.node_count as usize * m.record_size as usize / 4;
         let data_len = marker_at.checked_sub(tree_len + 16)?;
-        Some((tree_len, data_len, m.node_count, m.record_size, m.ip_version))
+        Some((
+            tree_len,
+            data_len,
+            m.node_count,
+            m.record_size,
+            m.ip_version,
+        ))
     }
 
     fn corpus_files() -> Vec<(String, Vec<u8>)> {
@@ -784,7 +802,9 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 queries.push(IpAddr::V4((x as u32).into()));
-                queries.push(IpAddr::V6((u128::from(x) << 64 | u128::from(x >> 3)).into()));
+                queries.push(IpAddr::V6(
+                    (u128::from(x) << 64 | u128::from(x >> 3)).into(),
+                ));
             }
             for ip in queries {
                 let mut forms = vec![ip];
@@ -877,14 +897,23 @@ mod tests {
         // Node 0: left -> data offset 0 (record 17), right -> record 5, inside the separator.
         let bytes = tree24(&[[17, 5]]);
         let tree = SearchTree::new(&bytes, 1, 24, 4).unwrap();
-        assert_eq!(tree.lookup("1.0.0.0".parse().unwrap()).unwrap().unwrap().data_offset, 0);
+        assert_eq!(
+            tree.lookup("1.0.0.0".parse().unwrap())
+                .unwrap()
+                .unwrap()
+                .data_offset,
+            0
+        );
         let err = tree.lookup("128.0.0.0".parse().unwrap()).unwrap_err();
         assert_eq!(corrupt_offset(err), 3);
         assert_eq!(corrupt_offset(tree.check(10).unwrap_err()), 3);
         // In an IPv6 tree, the same record met on the way to the IPv4 subtree.
         let bytes = tree24(&[[5, 1]]);
         let tree = SearchTree::new(&bytes, 1, 24, 6).unwrap();
-        assert_eq!(corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()), 0);
+        assert_eq!(
+            corrupt_offset(tree.lookup("1.2.3.4".parse().unwrap()).unwrap_err()),
+            0
+        );
     }
 
     #[test]
@@ -1080,7 +1109,10 @@ mod bench {
     /// Nanoseconds this thread spent on a CPU (the machine is shared: wall time lies).
     fn cpu_ns() -> u64 {
         let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-        s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+        s.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// CPU nanoseconds of one call.
@@ -1091,7 +1123,11 @@ mod bench {
     }
 
     /// Best of 7 interleaved runs of each side: (ours, theirs) in lookups per second.
-    fn race(queries: &[IpAddr], tree: &SearchTree<'_>, reader: &maxminddb::Reader<Vec<u8>>) -> (f64, f64) {
+    fn race(
+        queries: &[IpAddr],
+        tree: &SearchTree<'_>,
+        reader: &maxminddb::Reader<Vec<u8>>,
+    ) -> (f64, f64) {
         let (mut ours, mut theirs) = (f64::MAX, f64::MAX);
         for _ in 0..7 {
             ours = ours.min(cpu_time(|| {
@@ -1136,12 +1172,14 @@ mod bench {
             let a = xorshift(&mut x) as u32;
             let len = if i < slash32 { 32 } else { 24 };
             inserted.push(a);
-            b.insert(IpAddr::V4(a.into()), len, (i % 1000) as u32, i as u32).unwrap();
+            b.insert(IpAddr::V4(a.into()), len, (i % 1000) as u32, i as u32)
+                .unwrap();
         }
         let built = b.finish(1000, KeepDuplicate::First).unwrap();
         let build_time = t.elapsed();
         let file = mmdb_file(&built, 1000);
-        let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, version).unwrap();
+        let tree =
+            SearchTree::new(&built.bytes, built.node_count, built.record_size, version).unwrap();
         let reader = maxminddb::Reader::from_source(file).unwrap();
         println!(
             "v{version} tree: {} nodes, {}-bit records, {} KB, built in {:?} (wall)",
@@ -1152,9 +1190,15 @@ mod bench {
         );
         let t = cpu_ns();
         for _ in 0..100 {
-            black_box(SearchTree::new(&built.bytes, built.node_count, built.record_size, version).unwrap());
+            black_box(
+                SearchTree::new(&built.bytes, built.node_count, built.record_size, version)
+                    .unwrap(),
+            );
         }
-        println!("  SearchTree::new: {:.1} us", (cpu_ns() - t) as f64 / 100.0 / 1e3);
+        println!(
+            "  SearchTree::new: {:.1} us",
+            (cpu_ns() - t) as f64 / 100.0 / 1e3
+        );
         for (label, hit_share) in [("random v4", 0u64), ("v4 in networks", 1)] {
             let queries: Vec<IpAddr> = (0..500_000)
                 .map(|i| {
@@ -1186,7 +1230,8 @@ mod bench {
                 _ => (r & 0xFFFF_FFFF, 96 + 24),
             };
             inserted.push(addr);
-            b.insert(IpAddr::V6(addr.into()), len, (i % 1000) as u32, i as u32).unwrap();
+            b.insert(IpAddr::V6(addr.into()), len, (i % 1000) as u32, i as u32)
+                .unwrap();
         }
         let built = b.finish(1000, KeepDuplicate::First).unwrap();
         let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
@@ -1231,7 +1276,8 @@ mod bench {
             let mut b = TreeBuilder::new(4);
             b.set_block_heights(layout.0, layout.1);
             for (i, &(a, len)) in nets.iter().enumerate() {
-                b.insert(IpAddr::V4(a.into()), len, i as u32 % 1000, i as u32).unwrap();
+                b.insert(IpAddr::V4(a.into()), len, i as u32 % 1000, i as u32)
+                    .unwrap();
             }
             let t = b.finish(1000, KeepDuplicate::First).unwrap();
             let tree = SearchTree::new(&t.bytes, t.node_count, t.record_size, 4).unwrap();
@@ -1283,7 +1329,8 @@ mod bench {
         for i in 0..10_000_000u32 {
             let a = xorshift(&mut x) as u32;
             let len = if i % 2 == 0 { 32 } else { 24 };
-            b.insert(IpAddr::V4(a.into()), len, i % 1_000_000, i).unwrap();
+            b.insert(IpAddr::V4(a.into()), len, i % 1_000_000, i)
+                .unwrap();
         }
         let inserted = t.elapsed();
         let built = b.finish(1_000_000, KeepDuplicate::First).unwrap();
@@ -1301,6 +1348,10 @@ mod bench {
         let t = Instant::now();
         let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
         let check = tree.check(1_000_000).unwrap();
-        println!("check: {:?}, {} offsets", t.elapsed(), check.data_offsets.len());
+        println!(
+            "check: {:?}, {} offsets",
+            t.elapsed(),
+            check.data_offsets.len()
+        );
     }
 }

@@ -271,7 +271,11 @@ impl TreeBuilder {
                     number[record as usize]
                 };
             }
-            write_node(&mut bytes[out * node_bytes..][..node_bytes], record_size, records);
+            write_node(
+                &mut bytes[out * node_bytes..][..node_bytes],
+                record_size,
+                records,
+            );
         }
         Ok(BuiltTree {
             bytes,
@@ -649,9 +653,9 @@ pub(crate) mod tests {
                     nets.push((net, off));
                 }
             }
-            let mapped_used = nets.iter().any(|(n, _)| {
-                matches!(n, Net::V6(a, l) if *l >= 96 && mask(*a, 96) == 0xFFFF << 32)
-            });
+            let mapped_used = nets.iter().any(
+                |(n, _)| matches!(n, Net::V6(a, l) if *l >= 96 && mask(*a, 96) == 0xFFFF << 32),
+            );
             Oracle {
                 ip_version,
                 nets,
@@ -866,7 +870,10 @@ pub(crate) mod tests {
         assert_eq!(built.node_count, 1);
         let tree = view(&built);
         let hit = tree.lookup("1.2.3.4".parse().unwrap()).unwrap().unwrap();
-        assert_eq!((hit.data_offset, hit.node, hit.side, hit.depth), (3, 0, 0, 0));
+        assert_eq!(
+            (hit.data_offset, hit.node, hit.side, hit.depth),
+            (3, 0, 0, 0)
+        );
         let hit = tree.lookup("ffff::".parse().unwrap()).unwrap().unwrap();
         assert_eq!((hit.data_offset, hit.side, hit.depth), (3, 1, 1));
         assert_eq!(built.prefix_table, vec![1, 1]);
@@ -889,15 +896,30 @@ pub(crate) mod tests {
 
     #[test]
     fn ipv6_query_in_ipv4_tree() {
-        let built = build(4, &[(Net::V4(0x0102_0304, 32), 0)], None, 1, KeepDuplicate::First);
+        let built = build(
+            4,
+            &[(Net::V4(0x0102_0304, 32), 0)],
+            None,
+            1,
+            KeepDuplicate::First,
+        );
         let tree = view(&built);
         let err = tree.lookup("2001:db8::1".parse().unwrap()).unwrap_err();
         assert!(matches!(err, Error::InvalidQuery { .. }), "{err}");
         assert!(err.to_string().contains("IPv4-only"), "{err}");
-        let hit = tree.lookup("::ffff:1.2.3.4".parse().unwrap()).unwrap().unwrap();
+        let hit = tree
+            .lookup("::ffff:1.2.3.4".parse().unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!((hit.data_offset, hit.depth), (0, 32));
-        assert_eq!(built.prefix_table[2 * hit.node as usize + hit.side as usize], 162);
-        assert_eq!(tree.lookup("::ffff:1.2.3.5".parse().unwrap()).unwrap(), None);
+        assert_eq!(
+            built.prefix_table[2 * hit.node as usize + hit.side as usize],
+            162
+        );
+        assert_eq!(
+            tree.lookup("::ffff:1.2.3.5".parse().unwrap()).unwrap(),
+            None
+        );
         // An IPv6 network cannot go into an IPv4 tree.
         let mut b = TreeBuilder::new(4);
         assert!(b.insert("::1".parse().unwrap(), 128, 0, 0).is_err());
@@ -1003,7 +1025,10 @@ pub(crate) mod tests {
         assert_eq!(q(&last, "1.2.3.4"), Some((6, 121)));
         assert_eq!(q(&first, "10.1.1.1"), Some((2, 139)));
         // A 10/8 leaf still exists in the other tree when /9s do not cover it.
-        let simple = [(Net::V4(0x0A00_0000, 8), 1u32), (Net::V4(0x0A00_0000, 8), 2)];
+        let simple = [
+            (Net::V4(0x0A00_0000, 8), 1u32),
+            (Net::V4(0x0A00_0000, 8), 2),
+        ];
         let b = build(4, &simple, None, 5, KeepDuplicate::Last);
         assert_eq!(q(&b, "10.0.0.1"), Some((2, 138)));
         assert_eq!(b.duplicates, vec![(1, 0)]);
@@ -1019,7 +1044,13 @@ pub(crate) mod tests {
     #[test]
     fn record_size_is_the_smallest_that_fits() {
         let nets = [(Net::V4(0x0102_0304, 32), 0u32)];
-        let b = build(4, &nets, None, (1 << 24) - 16 - 32 - 1, KeepDuplicate::First);
+        let b = build(
+            4,
+            &nets,
+            None,
+            (1 << 24) - 16 - 32 - 1,
+            KeepDuplicate::First,
+        );
         assert_eq!((b.node_count, b.record_size), (32, 24));
         let b = build(4, &nets, None, (1 << 24) - 16 - 32, KeepDuplicate::First);
         assert_eq!(b.record_size, 28);
@@ -1053,7 +1084,20 @@ pub(crate) mod tests {
             assert_eq!(built.node_count, 2);
             let (l, r): (u32, u32) = (2 + 16 + off, 2 + 16);
             let expected: Vec<u8> = match bits {
-                24 => vec![0, 0, 2, 0, 0, 1, (l >> 16) as u8, (l >> 8) as u8, l as u8, 0, 0, r as u8],
+                24 => vec![
+                    0,
+                    0,
+                    2,
+                    0,
+                    0,
+                    1,
+                    (l >> 16) as u8,
+                    (l >> 8) as u8,
+                    l as u8,
+                    0,
+                    0,
+                    r as u8,
+                ],
                 28 => vec![
                     0,
                     0,
@@ -1070,12 +1114,18 @@ pub(crate) mod tests {
                     0,
                     r as u8,
                 ],
-                _ => [2u32, 1, l, r].iter().flat_map(|v| v.to_be_bytes()).collect(),
+                _ => [2u32, 1, l, r]
+                    .iter()
+                    .flat_map(|v| v.to_be_bytes())
+                    .collect(),
             };
             assert_eq!(built.bytes, expected, "{bits}-bit");
             let tree = view(&built);
             let hit = tree.lookup("128.0.0.1".parse().unwrap()).unwrap().unwrap();
-            assert_eq!((hit.data_offset, hit.node, hit.side, hit.depth), (off as usize, 1, 0, 2));
+            assert_eq!(
+                (hit.data_offset, hit.node, hit.side, hit.depth),
+                (off as usize, 1, 0, 2)
+            );
             let reader = maxminddb::Reader::from_source(mmdb_file(&built, data_len)).unwrap();
             for ip in ["128.0.0.1", "192.1.1.1", "1.1.1.1"] {
                 assert_same_as_maxminddb(&reader, &tree, ip.parse().unwrap());
@@ -1087,7 +1137,11 @@ pub(crate) mod tests {
 
     fn v4_net() -> impl Strategy<Value = Net> {
         // A few hot /8s so networks overlap; all lengths.
-        (prop::sample::select(vec![0u32, 10, 172, 255]), any::<u32>(), 0u8..=32)
+        (
+            prop::sample::select(vec![0u32, 10, 172, 255]),
+            any::<u32>(),
+            0u8..=32,
+        )
             .prop_map(|(top, rest, len)| Net::V4((top << 24) | (rest & 0x00FF_FFFF), len))
     }
 
@@ -1110,7 +1164,11 @@ pub(crate) mod tests {
                 t if t == u128::MAX => rest,
                 t => t | (rest >> 32),
             };
-            let len = if top == 0xFFFF << 32 { len.max(96) } else { len };
+            let len = if top == 0xFFFF << 32 {
+                len.max(96)
+            } else {
+                len
+            };
             Net::V6(addr, len)
         })
     }
@@ -1144,10 +1202,19 @@ pub(crate) mod tests {
         seeds: &[u128],
         record_size: u16,
     ) -> Result<(), TestCaseError> {
-        let inserted: Vec<(Net, u32)> =
-            nets.iter().enumerate().map(|(i, &n)| (n, i as u32 * 3 + 1)).collect();
+        let inserted: Vec<(Net, u32)> = nets
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i as u32 * 3 + 1))
+            .collect();
         let data_len = nets.len() * 3 + 2;
-        let built = build(version, &inserted, Some(record_size), data_len, KeepDuplicate::First);
+        let built = build(
+            version,
+            &inserted,
+            Some(record_size),
+            data_len,
+            KeepDuplicate::First,
+        );
         let oracle = Oracle::new(version, &inserted);
         let tree = view(&built);
         let reader = maxminddb::Reader::from_source(mmdb_file(&built, data_len)).unwrap();
@@ -1158,7 +1225,12 @@ pub(crate) mod tests {
         for q in queries_for(nets, seeds) {
             let v4 = q as u32;
             let hit = tree.lookup(IpAddr::V4(v4.into())).unwrap();
-            prop_assert_eq!(answer(&built, hit), oracle.v4(v4), "v4 {}", Ipv4Addr::from(v4));
+            prop_assert_eq!(
+                answer(&built, hit),
+                oracle.v4(v4),
+                "v4 {}",
+                Ipv4Addr::from(v4)
+            );
             if let Some(h) = hit {
                 prop_assert!(h.depth <= 32);
                 offsets_seen.push(h.data_offset);
