@@ -9,9 +9,9 @@
 //!   building, the `::ffff:0:0/96` record is made to point at the same IPv4 subtree (so the
 //!   IPv4-mapped `::ffff:a.b.c.d` finds them too, as MaxMind's own databases do). Exception: if
 //!   an IPv6 network inside (or equal to) `::ffff:0:0/96` was inserted, that region is left
-//!   exactly as inserted and no alias is made. An IPv6 network that only covers
-//!   `::ffff:0:0/96` without covering `::/96` (prefix length 81..=96) is shadowed there by the
-//!   alias: mapped addresses answer like their IPv4 address.
+//!   exactly as inserted and no alias is made. An IPv6 network that covers `::ffff:0:0/96`
+//!   without covering `::/96` (prefix length 81..=95) is shadowed there by the alias: mapped
+//!   addresses answer like their IPv4 address.
 //! * An IPv6 network covering `::/96` (e.g. `::/0`) answers the IPv4 addresses no IPv4 network
 //!   covers (it is an ordinary shorter prefix of them).
 //! * An IPv4 network `a.b.c.d/L` and the IPv6 network `::a.b.c.d/(96+L)` occupy the same place
@@ -1196,7 +1196,20 @@ pub(crate) mod tests {
         out
     }
 
+    /// Builds the networks with each record size and compares every kind of query with the
+    /// oracle and with maxminddb.
     fn check_against_oracle(
+        version: u16,
+        nets: &[Net],
+        seeds: &[u128],
+    ) -> Result<(), TestCaseError> {
+        for record_size in [24, 28, 32] {
+            check_against_oracle_with(version, nets, seeds, record_size)?;
+        }
+        Ok(())
+    }
+
+    fn check_against_oracle_with(
         version: u16,
         nets: &[Net],
         seeds: &[u128],
@@ -1266,36 +1279,32 @@ pub(crate) mod tests {
         fn ipv4_tree_matches_oracle(
             nets in prop::collection::vec(v4_net(), 0..40),
             seeds in prop::collection::vec(any::<u128>(), 40),
-            record_size in prop::sample::select(vec![24u16, 28, 32]),
         ) {
-            check_against_oracle(4, &nets, &seeds, record_size)?;
+            check_against_oracle(4, &nets, &seeds)?;
         }
 
         #[test]
         fn ipv4_in_ipv6_tree_matches_oracle(
             nets in prop::collection::vec(v4_net(), 0..40),
             seeds in prop::collection::vec(any::<u128>(), 40),
-            record_size in prop::sample::select(vec![24u16, 28, 32]),
         ) {
-            check_against_oracle(6, &nets, &seeds, record_size)?;
+            check_against_oracle(6, &nets, &seeds)?;
         }
 
         #[test]
         fn ipv6_tree_matches_oracle(
             nets in prop::collection::vec(v6_net(), 0..40),
             seeds in prop::collection::vec(any::<u128>(), 40),
-            record_size in prop::sample::select(vec![24u16, 28, 32]),
         ) {
-            check_against_oracle(6, &nets, &seeds, record_size)?;
+            check_against_oracle(6, &nets, &seeds)?;
         }
 
         #[test]
         fn mixed_tree_matches_oracle(
             nets in prop::collection::vec(prop_oneof![v4_net(), v6_net()], 0..60),
             seeds in prop::collection::vec(any::<u128>(), 60),
-            record_size in prop::sample::select(vec![24u16, 28, 32]),
         ) {
-            check_against_oracle(6, &nets, &seeds, record_size)?;
+            check_against_oracle(6, &nets, &seeds)?;
         }
 
         #[test]
