@@ -255,10 +255,6 @@ impl DatabaseBuilder {
         };
         let (literals, literal_count) = match self.literals {
             Some(b) => {
-                let keep = match keep {
-                    KeepDuplicate::First => crate::literal::KeepDuplicate::First,
-                    KeepDuplicate::Last => crate::literal::KeepDuplicate::Last,
-                };
                 let (bytes, dups) = b.finish(keep)?;
                 (Some(bytes), finish_strings(dups, self.literals_added))
             }

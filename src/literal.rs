@@ -60,13 +60,7 @@ use crate::error::{Error, Result};
 use crate::hash::{fold_byte, key_hash};
 use std::cmp::Ordering;
 
-/// Which of several entries with equal keys survives.
-// TODO(integrator): use tree_builder's `KeepDuplicate` once it lands; this is an identical copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepDuplicate {
-    First,
-    Last,
-}
+pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 /// (kept entry_id, dropped entry_id) for every duplicate key the builder dropped.
 pub type DuplicatePairs = Vec<(u32, u32)>;

@@ -55,11 +55,13 @@ impl fmt::Display for EntryKind {
 pub(crate) enum Source<'a> {
     Text(&'a str),
     /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
-    /// `depth` the tree depth of the hit in bits of the query's family.
+    /// `depth` the tree depth of the hit: in IPv6 bits for IPv6 trees (IPv4 queries walk
+    /// `::a.b.c.d`), in IPv4 bits for IPv4 trees.
     Net {
         query: IpAddr,
         code: u8,
         depth: u8,
+        v6_tree: bool,
     },
 }
 
@@ -94,7 +96,13 @@ impl<'a> RawMatch<'a> {
 
     /// The network of an IP match (address with host bits cleared, prefix length).
     pub fn network(&self) -> Option<(IpAddr, u8)> {
-        let Source::Net { query, code, depth } = self.source else {
+        let Source::Net {
+            query,
+            code,
+            depth,
+            v6_tree,
+        } = self.source
+        else {
             return None;
         };
         let low32 = |ip: IpAddr| match ip {
@@ -115,7 +123,15 @@ impl<'a> RawMatch<'a> {
                 let len = code - 130;
                 (mask(IpAddr::V4(low32(query)), len), len)
             }
-            _ => (mask(query, depth), depth),
+            // No prefix table (plain .mmdb): the tree leaf, in the query's family (as other
+            // readers report it), except that an IPv4 query answered above the IPv4 subtree of
+            // an IPv6 tree (depth < 96) gets the IPv6 network that answered.
+            _ if v6_tree && query.is_ipv4() && depth >= 96 => {
+                (mask(IpAddr::V4(low32(query)), depth - 96), depth - 96)
+            }
+            _ if v6_tree => (mask(IpAddr::V6(as_v6(query)), depth), depth),
+            // An IPv4 tree answers ::ffff:a.b.c.d as a.b.c.d.
+            _ => (mask(IpAddr::V4(low32(query)), depth), depth),
         })
     }
 
@@ -341,7 +357,13 @@ impl Snapshot {
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<RawMatch<'_>>> {
         self.check_poison()?;
         let v = self.views();
-        let Some(hit) = v.tree.lookup(ip)? else {
+        let v6_tree = v.tree.ip_version() == 6;
+        let hit = match ip {
+            // In an IPv6 tree, IPv4 lives at ::a.b.c.d: the hit's depth then counts IPv6 bits.
+            IpAddr::V4(a) if v6_tree => v.tree.lookup_v6(a.to_ipv6_compatible())?,
+            _ => v.tree.lookup(ip)?,
+        };
+        let Some(hit) = hit else {
             return Ok(None);
         };
         let code = v
@@ -356,6 +378,7 @@ impl Snapshot {
                 query: ip,
                 code,
                 depth: hit.depth,
+                v6_tree,
             },
             value: Value::new(v.data, hit.data_offset, v.data_offset),
         }))
