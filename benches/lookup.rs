@@ -225,7 +225,12 @@ fn bench_strings(c: &mut Criterion) {
         b.iter(|| {
             let mut n = 0;
             for chunk in refs.chunks(256) {
-                n += db.lookup_batch(chunk).unwrap().iter().map(|m| m.len()).sum::<usize>();
+                n += db
+                    .lookup_batch(chunk)
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.len())
+                    .sum::<usize>();
             }
             black_box(n)
         })

@@ -300,7 +300,10 @@ impl Database {
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
         let pin = self.pin();
         let raw = pin.snap.lookup_ip(ip)?;
-        Ok(raw.map(|raw| Match::new(raw, &pin)))
+        // SAFETY: as in `Match::with_pin`: the pin moves into the Match that borrows from it.
+        let raw =
+            unsafe { std::mem::transmute::<Option<RawMatch<'_>>, Option<RawMatch<'static>>>(raw) };
+        Ok(raw.map(|raw| Match { raw, _pin: pin }))
     }
 
     /// Metadata, counts and layout of the snapshot being served.
@@ -357,6 +360,7 @@ pub struct Match {
 }
 
 impl Match {
+    /// `raw` must have been produced by `pin.snap`.
     fn new(raw: RawMatch<'_>, pin: &Rc<Pin>) -> Match {
         // SAFETY: `raw` borrows bytes of `pin.snap`, which the `Rc<Pin>` stored next to it keeps
         // alive (and unmoved: the bytes live in a heap allocation or mapping owned by the

@@ -411,13 +411,12 @@ impl Snapshot {
     /// The IP network (longest prefix) holding `ip`, if any.
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<RawMatch<'_>>> {
-        self.check_poison()?;
         let v = self.views();
         let v6_tree = v.tree.ip_version() == 6;
-        let hit = match ip {
-            // In an IPv6 tree, IPv4 lives at ::a.b.c.d: the hit's depth then counts IPv6 bits.
-            IpAddr::V4(a) if v6_tree => v.tree.lookup_v6(a.to_ipv6_compatible())?,
-            _ => v.tree.lookup(ip)?,
+        let (hit, depth_base) = match ip {
+            // In an IPv6 tree, IPv4 lives under ::/96: express the depth in IPv6 bits.
+            IpAddr::V4(a) => (v.tree.lookup_v4(a)?, v.tree.ipv4_start_depth()),
+            IpAddr::V6(a) => (v.tree.lookup_v6(a)?, 0),
         };
         let Some(hit) = hit else {
             return Ok(None);
@@ -427,13 +426,14 @@ impl Snapshot {
             .get(hit.node as usize * 2 + hit.side as usize)
             .copied()
             .unwrap_or(0);
+        // Checked after reading: a SIGBUS during the walk zeroed what it read.
         self.check_poison()?;
         Ok(Some(RawMatch {
             kind: EntryKind::Ip,
             source: Source::Net {
                 query: ip,
                 code,
-                depth: hit.depth,
+                depth: depth_base + hit.depth,
                 v6_tree,
             },
             value: Value::new(v.data, hit.data_offset, v.data_offset),

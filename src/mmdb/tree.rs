@@ -351,6 +351,17 @@ impl<'a> SearchTree<'a> {
         self.record_size
     }
 
+    /// Depth (in IPv6 bits) where IPv4 lookups start: 96 for the IPv4 subtree of an IPv6 tree,
+    /// less when that path ended early in a record, 0 in IPv4 trees. `lookup_v4`'s hit depth
+    /// counts from here.
+    pub fn ipv4_start_depth(&self) -> u8 {
+        if self.ip_version == 4 {
+            0
+        } else {
+            self.index.ipv4.depth() as u8
+        }
+    }
+
     pub fn ip_version(&self) -> u16 {
         self.ip_version
     }
