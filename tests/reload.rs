@@ -869,6 +869,45 @@ fn old_mappings_are_released_once_readers_move_on() {
     }
 }
 
+/// A thread busy on another database (never leaving its fast path) still lets go of a
+/// database that was closed.
+#[test]
+fn a_closed_database_is_unmapped_by_threads_busy_elsewhere() {
+    let dir = Dir::new();
+    let (a, b) = (dir.path("a.mxy"), dir.path("b.mxy"));
+    dir.deploy(&a, &db_bytes(1, 2000));
+    dir.deploy(&b, &db_bytes(2, 2000));
+    let db_a = Arc::new(Database::from(&a).open().unwrap());
+    let db_b = Arc::new(Database::from(&b).open().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pinned_tx, pinned_rx) = std::sync::mpsc::channel::<()>();
+    let busy = {
+        let (db_a, db_b, stop) = (db_a.clone(), db_b.clone(), stop.clone());
+        thread::spawn(move || {
+            assert_eq!(served(&db_a), 1);
+            drop(db_a);
+            pinned_tx.send(()).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                assert_eq!(served(&db_b), 2);
+            }
+        })
+    };
+    pinned_rx.recv().unwrap();
+    let a_mapped = || {
+        fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .any(|l| l.ends_with(a.to_str().unwrap()))
+    };
+    assert!(a_mapped());
+    drop(db_a); // the last handle
+    wait_until("the busy thread to let go of the closed database", || {
+        !a_mapped()
+    });
+    stop.store(true, Ordering::SeqCst);
+    busy.join().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Manual reloads and counters.
 
@@ -965,6 +1004,28 @@ fn several_databases_in_one_thread_do_not_evict_each_other() {
         assert_eq!(db_a.reload_now().unwrap().kind, ReloadKind::Reloaded);
         assert_eq!(db_b.reload_now().unwrap().kind, ReloadKind::Reloaded);
     }
+}
+
+/// `touch` changes the served file's mtime but not its inode: indistinguishable from an
+/// in-place write, so it is reported as `ModifiedInPlace`, and the (valid) content is served
+/// from a private copy from then on.
+#[test]
+fn touching_the_served_file_is_an_in_place_modification() {
+    let dir = Dir::new();
+    let path = rename_setup(&dir);
+    let events = Events::default();
+    let db = open(&path, Mode::Inotify, &events);
+    let f = fs::File::options().append(true).open(&path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(1))
+        .unwrap();
+    let ev = events.wait_for(ReloadKind::ModifiedInPlace, 1);
+    assert_eq!((ev.error, ev.generation), (None, 2));
+    assert_eq!(served(&db), 1);
+    assert_eq!(db.stats().modified_in_place, 1);
+    // A good file renamed in afterwards is an ordinary reload.
+    dir.deploy(&path, &db_bytes(2, 0));
+    events.wait_for(ReloadKind::Reloaded, 1);
+    assert_eq!(served(&db), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
