@@ -451,6 +451,18 @@ impl DirWatch {
     }
 }
 
+/// Poison the served mapping if its file now has the same inode but a new size or mtime.
+fn poison_if_modified_in_place(shared: &Shared) {
+    let current = shared.current.load();
+    if let (Some(served), Some(path)) = (current.identity(), shared.path.as_deref()) {
+        if let Ok(now) = FileIdentity::of_path(path) {
+            if current.is_mapped() && served.modified_in_place(&now) {
+                current.poison();
+            }
+        }
+    }
+}
+
 fn watch_loop(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
@@ -474,6 +486,9 @@ fn watch_loop(
         match rx.recv_timeout(backoff) {
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(Msg::Changed) => {
+                // An in-place write to the mapped file must stop readers at once, not after the
+                // debounce: they would read half-written bytes meanwhile.
+                poison_if_modified_in_place(&shared);
                 // Debounce: wait for a quiet period, but never longer than max_wait in all.
                 let first = Instant::now();
                 let mut quiet_until = first + opts.debounce;

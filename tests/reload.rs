@@ -1071,13 +1071,10 @@ fn truncating_an_in_memory_database_is_harmless() {
     run_in_place_scenario("truncate_in_memory");
 }
 
-/// `cp new db` (same inode) and `truncate -s 0 db` while readers run on a *mapped* file.
-/// Known to fail today: the kernel delivers SIGBUS to a reader that touches a page past the new
-/// end of file before the watcher has noticed (debounce) and poisoned the snapshot; `truncate`
-/// kills the process every time, `cp` (truncate + rewrite) now and then. Un-ignore once a
-/// truncated mapping can no longer SIGBUS.
+/// `cp new db` (same inode) and `truncate -s 0 db` while readers run on a *mapped* file: the
+/// kernel delivers SIGBUS to a reader that touches a page past the new end of file before the
+/// watcher has poisoned the snapshot; the SIGBUS guard must turn that into lookup errors.
 #[test]
-#[ignore = "SIGBUS: a mapped file truncated under readers kills the process (issue 3)"]
 fn in_place_writes_to_a_mapped_file_do_not_kill_the_process() {
     run_in_place_scenario("overwrite_then_truncate_mapped");
     run_in_place_scenario("truncate_mapped");
