@@ -320,15 +320,91 @@ fn next_token(p: &[u8], i: usize) -> (Token, usize) {
 /// Does the whole `text` match `pattern`? ASCII case is ignored when `fold` is set. Never panics
 /// and runs in O(pattern × text) on any bytes.
 pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
+    // The literal head and tail are compared in place; only what lies between them needs the
+    // backtracking matcher (`*.evil.com` reduces to a suffix comparison).
     let (mut p, mut t) = (0usize, 0usize);
-    // After a mismatch, retry with the last `*` swallowing one more character: (pattern position
-    // after that star, text position its next attempt starts at). Earlier stars never need
-    // revisiting: the last one can absorb anything they could.
+    while p < pattern.len() {
+        let Some((lit, next)) = literal_at(pattern, p) else {
+            break;
+        };
+        if !text
+            .get(t..t + lit.len())
+            .is_some_and(|got| same(got, lit, fold))
+        {
+            return false;
+        }
+        p = next;
+        t += lit.len();
+    }
+    if p == pattern.len() {
+        return t == text.len();
+    }
+    // Find where the literal tail starts: after the last wildcard.
+    let (mut tail_start, mut tail_len) = (p, 0usize);
+    let mut i = p;
+    while i < pattern.len() {
+        let (token, next) = next_token(pattern, i);
+        match token {
+            Token::Invalid => return false,
+            Token::Literal { len, .. } => tail_len += len,
+            _ => (tail_start, tail_len) = (next, 0),
+        }
+        i = next;
+    }
+    let Some(middle_end) = text.len().checked_sub(tail_len).filter(|&e| e >= t) else {
+        return false;
+    };
+    let mut at = middle_end;
+    let mut i = tail_start;
+    while i < pattern.len() {
+        let Some((lit, next)) = literal_at(pattern, i) else {
+            return false;
+        };
+        if !same(&text[at..at + lit.len()], lit, fold) {
+            return false;
+        }
+        at += lit.len();
+        i = next;
+    }
+    match_wildcards(&pattern[p..tail_start], &text[t..middle_end], fold)
+}
+
+#[inline]
+fn same(got: &[u8], lit: &[u8], fold: bool) -> bool {
+    got == lit || (fold && got.eq_ignore_ascii_case(lit))
+}
+
+/// The literal character at `p[i]` (escape resolved) and the position after it, or `None` if a
+/// wildcard (or bad syntax) starts there.
+#[inline]
+fn literal_at(p: &[u8], i: usize) -> Option<(&[u8], usize)> {
+    match p[i] {
+        b'*' | b'?' | b'[' => None,
+        b'\\' if i + 1 < p.len() => {
+            let n = char_len(p, i + 1);
+            Some((&p[i + 1..i + 1 + n], i + 1 + n))
+        }
+        b'\\' => None,
+        b if b < 0x80 => Some((&p[i..i + 1], i + 1)),
+        _ => {
+            let n = char_len(p, i);
+            Some((&p[i..i + n], i + n))
+        }
+    }
+}
+
+/// Classic matcher with one backtrack point, the last `*`: after a mismatch that star swallows
+/// one more character. Earlier stars never need revisiting (the last one can absorb anything
+/// they could), so the time is O(pattern × text).
+fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    // (pattern position after the last star, text position its next attempt starts at).
     let mut backtrack: Option<(usize, usize)> = None;
     loop {
         if p < pattern.len() {
             let (token, next_p) = next_token(pattern, p);
             let step = match token {
+                Token::Star if next_p == pattern.len() => return true,
                 Token::Star => {
                     backtrack = Some((next_p, t));
                     p = next_p;
@@ -336,15 +412,10 @@ pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
                 }
                 Token::Invalid => return false,
                 _ if t >= text.len() => None,
-                Token::Literal { start, len } => {
-                    let lit = &pattern[start..start + len];
-                    match text.get(t..t + len) {
-                        Some(got) if got == lit || (fold && got.eq_ignore_ascii_case(lit)) => {
-                            Some(len)
-                        }
-                        _ => None,
-                    }
-                }
+                Token::Literal { start, len } => text
+                    .get(t..t + len)
+                    .is_some_and(|got| same(got, &pattern[start..start + len], fold))
+                    .then_some(len),
                 Token::AnyChar => Some(char_len(text, t)),
                 Token::Class {
                     negated,
@@ -365,7 +436,15 @@ pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
         }
         match backtrack {
             Some((star_p, star_t)) if star_t < text.len() => {
-                let resume = star_t + char_len(text, star_t);
+                let mut resume = star_t + char_len(text, star_t);
+                // A literal after the star can only match where its first byte is: skip ahead.
+                let after_star = (star_p < pattern.len()).then(|| literal_at(pattern, star_p));
+                if let Some((lit, _)) = after_star.flatten() {
+                    let first = lit[0];
+                    while resume < text.len() && !same(&text[resume..resume + 1], &[first], fold) {
+                        resume += 1;
+                    }
+                }
                 backtrack = Some((star_p, resume));
                 p = star_p;
                 t = resume;
