@@ -285,7 +285,7 @@ enum Token {
 }
 
 /// The token at `p[i]` (which must exist) and the position after it.
-#[inline]
+#[inline(always)]
 fn next_token(p: &[u8], i: usize) -> (Token, usize) {
     match p[i] {
         b'*' => (Token::Star, i + 1),
@@ -320,53 +320,79 @@ fn next_token(p: &[u8], i: usize) -> (Token, usize) {
 /// Does the whole `text` match `pattern`? ASCII case is ignored when `fold` is set. Never panics
 /// and runs in O(pattern × text) on any bytes.
 pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
-    // The literal head and tail are compared in place; only what lies between them needs the
-    // backtracking matcher (`*.evil.com` reduces to a suffix comparison).
+    // The literal head and tail are compared in place, byte by byte (an escape stands for the
+    // byte after it; folding leaves non-ASCII bytes alone, so bytes compare like characters);
+    // only what lies between them needs the backtracking matcher: `*.evil.com` reduces to a
+    // suffix comparison.
+    let n = pattern.len();
     let (mut p, mut t) = (0usize, 0usize);
-    while p < pattern.len() {
-        let Some((lit, next)) = literal_at(pattern, p) else {
-            break;
-        };
-        if !text
-            .get(t..t + lit.len())
-            .is_some_and(|got| same(got, lit, fold))
-        {
+    while p < n {
+        let mut b = pattern[p];
+        match b {
+            b'*' | b'?' | b'[' => break,
+            b'\\' => {
+                p += 1;
+                match pattern.get(p) {
+                    Some(&escaped) => b = escaped,
+                    None => return false,
+                }
+            }
+            _ => {}
+        }
+        if !text.get(t).is_some_and(|&got| byte_eq(got, b, fold)) {
             return false;
         }
-        p = next;
-        t += lit.len();
+        p += 1;
+        t += 1;
     }
-    if p == pattern.len() {
+    if p == n {
         return t == text.len();
     }
-    // Find where the literal tail starts: after the last wildcard.
-    let (mut tail_start, mut tail_len) = (p, 0usize);
+    // The tail starts after the last wildcard.
+    let (mut tail_start, mut tail_escapes) = (p, 0usize);
     let mut i = p;
-    while i < pattern.len() {
-        let (token, next) = next_token(pattern, i);
-        match token {
-            Token::Invalid => return false,
-            Token::Literal { len, .. } => tail_len += len,
-            _ => (tail_start, tail_len) = (next, 0),
+    while i < n {
+        match pattern[i] {
+            b'*' | b'?' => {
+                i += 1;
+                (tail_start, tail_escapes) = (i, 0);
+            }
+            b'[' => match class_bounds(pattern, i) {
+                ClassBounds::Ok { end, .. } => {
+                    i = end;
+                    (tail_start, tail_escapes) = (i, 0);
+                }
+                ClassBounds::Unterminated { .. } => return false,
+            },
+            b'\\' if i + 1 < n => {
+                tail_escapes += 1;
+                i += 2;
+            }
+            b'\\' => return false,
+            _ => i += 1,
         }
-        i = next;
     }
+    let tail_len = n - tail_start - tail_escapes;
     let Some(middle_end) = text.len().checked_sub(tail_len).filter(|&e| e >= t) else {
         return false;
     };
-    let mut at = middle_end;
-    let mut i = tail_start;
-    while i < pattern.len() {
-        let Some((lit, next)) = literal_at(pattern, i) else {
-            return false;
-        };
-        if !same(&text[at..at + lit.len()], lit, fold) {
+    let (mut i, mut at) = (tail_start, middle_end);
+    while i < n {
+        if pattern[i] == b'\\' {
+            i += 1;
+        }
+        if !byte_eq(text[at], pattern[i], fold) {
             return false;
         }
-        at += lit.len();
-        i = next;
+        i += 1;
+        at += 1;
     }
     match_wildcards(&pattern[p..tail_start], &text[t..middle_end], fold)
+}
+
+#[inline]
+fn byte_eq(a: u8, b: u8, fold: bool) -> bool {
+    a == b || (fold && a.eq_ignore_ascii_case(&b))
 }
 
 #[inline]
@@ -441,7 +467,7 @@ fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
                 let after_star = (star_p < pattern.len()).then(|| literal_at(pattern, star_p));
                 if let Some((lit, _)) = after_star.flatten() {
                     let first = lit[0];
-                    while resume < text.len() && !same(&text[resume..resume + 1], &[first], fold) {
+                    while resume < text.len() && !byte_eq(text[resume], first, fold) {
                         resume += 1;
                     }
                 }
