@@ -49,9 +49,9 @@
 //!  28   4   max_probe             longest linear-probe run of any key (0: no keys)
 //!  32   4   list_len L            entries in the bucket list
 //!  36   4   bloom_words W         a power of two, 1..=2^24
-//!  40   4   bloom_k               1..=6
+//!  40   4   bloom_k               bits per key, = 6 in version 1
 //!  44   4   gram_filter_words G   a power of two, 1..=2^24
-//!  48   4   pool_len              bytes of pattern text
+//!  48   4   records_len           bytes of the records region
 //!  52   4   reserved, 0
 //!  56   8   prefix_lengths        bit ℓ-1 set: some prefix anchor has ℓ bytes
 //!  64   8   suffix_lengths        same for suffix anchors
@@ -61,21 +61,28 @@
 //!  88   4   slots_off             = gram_filter_off + 8G
 //!  92   4   list_off              = slots_off + 16S
 //!  96   4   always_off            = list_off + 8L
-//! 100   4   records_off           = always_off + 4A
-//! 104   4   pool_off              = records_off + 12N
-//! 108   4   section_len           = pool_off + pool_len, rounded up to 8
+//! 100   4   index_off             = always_off + 4A
+//! 104   4   records_off           = index_off + 4N
+//! 108   4   section_len           = records_off + records_len, rounded up to 8 (< 2^31)
 //! 112       bloom: W × u64
-//!       ... gram filter: G × u64, bit b of the filter = bit (b & 63) of word b >> 6
-//!       ... slots: S × {u64 key hash, u32 a, u32 b}. Empty: all 16 bytes 0. a >= 2^31: one
-//!           glob, id a - 2^31, check b. Otherwise a bucket of b >= 2 globs: list[a..a+b].
-//!           A key sits at slot (hash & (S-1)) + d (mod S), d < max_probe, no empty slot
+//!       ... gram filter: G × u64; filter bit b is bit (b & 63) of word b >> 6
+//!       ... slots: S × {u64 key hash, u32 a, u32 b}. Empty: all 16 bytes 0.
+//!           a >= 2^31: one glob, its record at offset a - 2^31, its check b.
+//!           Otherwise a bucket of b >= 2 globs: list entries a..a+b.
+//!           A key sits at slot (hash & (S-1)) + d (mod S), d < max_probe, with no empty slot
 //!           between (linear probing, keys inserted in ascending hash order).
-//!       ... list: L × {u32 glob id, u32 check}, per bucket ascending by id, buckets in
-//!           ascending key hash order.
-//!       ... always: A × u32 glob id, ascending.
-//!       ... records: N × {u32 pattern_off (from section start), u32 pattern_len,
-//!           u32 data_offset}; glob id = record index.
-//!       ... pool: the patterns (UTF-8) back to back in id order, then 0-7 zero bytes.
+//!       ... list: L × {u32 record offset, u32 check}; per bucket ascending by offset,
+//!           buckets in ascending key hash order.
+//!       ... always: A × u32 record offset, ascending.
+//!       ... index: N × u32 record offset of glob id 0, 1, ...
+//!       ... records, back to back in id order (so ascending offsets = ascending ids), no
+//!           padding: {u32 glob id, u32 data_offset, u32 pattern_len, u16 head, u16 tail,
+//!           pattern (UTF-8)}. A bucket leads straight to the record, and the pattern to
+//!           verify sits beside it. head/tail: the pattern's first `head` bytes are literal
+//!           (no wildcard or escape), as are its last `tail` bytes, after its last wildcard
+//!           (0 if they hold an escape); both 0 if either exceeds 65535. The matcher compares
+//!           them in place and runs its backtracking loop on the middle only.
+//!       ... 0-7 zero bytes.
 //! ```
 //!
 //! Every glob appears exactly once: in the always list, or in one bucket whose key and check a
@@ -87,7 +94,7 @@ use crate::bytes;
 use crate::error::{Error, Result};
 use crate::hash::{fold_byte, Fnv};
 
-use super::pattern::{glob_match, literal_runs, validate, LiteralRun};
+use super::pattern::{glob_match_split, literal_edges, literal_runs, validate, LiteralRun};
 use std::collections::{BTreeMap, HashMap};
 
 /// Which copy of a duplicated pattern survives.
@@ -104,7 +111,8 @@ const VERSION: u32 = 1;
 const HEADER_LEN: usize = 112;
 const SLOT_LEN: usize = 16;
 const ENTRY_LEN: usize = 8;
-const RECORD_LEN: usize = 12;
+/// A record's fixed part: glob id, data offset, pattern length, literal head and tail lengths.
+const RECORD_HEAD: usize = 16;
 const FLAG_FOLD: u32 = 1;
 const INLINE_BIT: u32 = 1 << 31;
 
@@ -130,9 +138,12 @@ const GRAM_FILTER_BITS_PER_GRAM: usize = 16;
 /// 16 KiB: stays in L1.
 const GRAM_FILTER_MAX_WORDS: usize = 1 << 11;
 const READER_MAX_WORDS: u32 = 1 << 24;
-/// A gram anchor must be this many times rarer than the best prefix/suffix anchor to win: a
-/// query probes every gram position but one prefix or suffix per length.
-const INFIX_PENALTY: u64 = 4;
+/// Anchor costs (see `choose_anchors`): a verification costs this many check comparisons...
+const VERIFY_WEIGHT: u64 = 8;
+/// ...and a gram anchor this much on top, for being probed at every query position.
+const INFIX_BASE: u64 = 64;
+/// Queries up to this long are ASCII-folded once into a stack buffer before hashing.
+const FOLD_BUFFER: usize = 256;
 /// Candidates gathered on the stack before spilling to the heap.
 const INLINE_CANDIDATES: usize = 32;
 
@@ -147,7 +158,7 @@ const H_LIST: usize = 32;
 const H_BLOOM_WORDS: usize = 36;
 const H_BLOOM_K: usize = 40;
 const H_GRAM_WORDS: usize = 44;
-const H_POOL_LEN: usize = 48;
+const H_RECORDS_LEN: usize = 48;
 const H_RESERVED: usize = 52;
 const H_PREFIX_MASK: usize = 56;
 const H_SUFFIX_MASK: usize = 64;
@@ -157,8 +168,8 @@ const H_GRAM_OFF: usize = 84;
 const H_SLOTS_OFF: usize = 88;
 const H_LIST_OFF: usize = 92;
 const H_ALWAYS_OFF: usize = 96;
-const H_RECORDS_OFF: usize = 100;
-const H_POOL_OFF: usize = 104;
+const H_INDEX_OFF: usize = 100;
+const H_RECORDS_OFF: usize = 104;
 const H_SECTION_LEN: usize = 108;
 
 // ---------------------------------------------------------------------------------------------
@@ -171,15 +182,17 @@ enum Kind {
     Infix = 2,
 }
 
-fn prefix_key(piece: &[u8]) -> u64 {
+#[inline]
+fn prefix_key(piece: &[u8], fold: bool) -> u64 {
     let mut h = Fnv::new(PREFIX_SEED);
-    piece.iter().for_each(|&b| h.push(b));
+    piece.iter().for_each(|&b| h.push(fold_byte(b, fold)));
     h.finish(piece.len())
 }
 
-fn suffix_key(piece: &[u8]) -> u64 {
+#[inline]
+fn suffix_key(piece: &[u8], fold: bool) -> u64 {
     let mut h = Fnv::new(SUFFIX_SEED);
-    piece.iter().rev().for_each(|&b| h.push(b));
+    piece.iter().rev().for_each(|&b| h.push(fold_byte(b, fold)));
     h.finish(piece.len())
 }
 
@@ -221,21 +234,17 @@ fn bloom_word_index(hash: u64, words: usize) -> usize {
     ((hash >> 40) as usize) & (words - 1)
 }
 
+/// The `BLOOM_K` bits a key sets in its Bloom word.
 #[inline]
-fn bloom_bits(hash: u64, k: u32) -> u64 {
-    let mut bits = 0u64;
-    for i in 0..BLOOM_K.max(k) {
-        if i < k {
-            bits |= 1u64 << ((hash >> (6 * i)) & 63);
-        }
-    }
-    bits
+fn bloom_bits(hash: u64) -> u64 {
+    let bit = |i: u32| 1u64 << ((hash >> (6 * i)) & 63);
+    bit(0) | bit(1) | bit(2) | bit(3) | bit(4) | bit(5)
 }
 
-fn build_bloom(hashes: impl Iterator<Item = u64>, words: usize, k: u32) -> Vec<u64> {
+fn build_bloom(hashes: impl Iterator<Item = u64>, words: usize) -> Vec<u64> {
     let mut bloom = vec![0u64; words];
     for h in hashes {
-        bloom[bloom_word_index(h, words)] |= bloom_bits(h, k);
+        bloom[bloom_word_index(h, words)] |= bloom_bits(h);
     }
     bloom
 }
@@ -259,6 +268,8 @@ struct Anchor {
     len: usize,
     hash: u64,
     check: u32,
+    /// The full hash behind `check`, to count globs a check cannot tell apart.
+    check_hash: u64,
     /// For grams: the gram's bitmap code.
     gram_code: u64,
 }
@@ -271,17 +282,24 @@ fn largest_class(n: usize) -> Option<usize> {
 fn edge_anchor(run: &[u8], kind: Kind) -> Option<Anchor> {
     let len = largest_class(run.len())?;
     let whole = run.len().min(MAX_PIECE);
-    let (key, check) = if kind == Kind::Prefix {
-        (prefix_key(&run[..len]), prefix_key(&run[..whole]))
+    let (hash, check_hash) = if kind == Kind::Prefix {
+        (
+            prefix_key(&run[..len], false),
+            prefix_key(&run[..whole], false),
+        )
     } else {
         let n = run.len();
-        (suffix_key(&run[n - len..]), suffix_key(&run[n - whole..]))
+        (
+            suffix_key(&run[n - len..], false),
+            suffix_key(&run[n - whole..], false),
+        )
     };
     Some(Anchor {
         kind,
         len,
-        hash: key,
-        check: pack_check(whole, check),
+        hash,
+        check: pack_check(whole, check_hash),
+        check_hash,
         gram_code: 0,
     })
 }
@@ -289,11 +307,13 @@ fn edge_anchor(run: &[u8], kind: Kind) -> Option<Anchor> {
 /// The gram anchor for the gram at `run[at..at + len]`.
 fn gram_anchor(run: &[u8], at: usize, len: usize) -> Anchor {
     let span = &run[at..run.len().min(at + MAX_GRAM_SPAN)];
+    let check_hash = gram_key(span, false);
     Anchor {
         kind: Kind::Infix,
         len,
         hash: gram_key(&run[at..at + len], false),
-        check: pack_check(span.len(), gram_key(span, false)),
+        check: pack_check(span.len(), check_hash),
+        check_hash,
         gram_code: gram_code(&run[at..at + len]),
     }
 }
@@ -314,8 +334,13 @@ fn grams_of(runs: &[LiteralRun]) -> Vec<(u64, usize, usize)> {
     grams
 }
 
-/// Picks every glob's anchor (`None`: no literal byte, verify always). Cost = how many globs
-/// could share the key (a proxy for how often a query hits it and how full its bucket is);
+/// Picks every glob's anchor (`None`: no literal byte, verify always).
+///
+/// The cost of an anchor estimates the work of a query that reaches its bucket: every glob
+/// filed under the same key costs a check comparison, every glob whose check is the same costs
+/// a verification (weighted [`VERIFY_WEIGHT`]). A gram costs [`INFIX_BASE`] more, since grams
+/// are probed at every query position, and its check is assumed no better than the gram. So
+/// globs go to their prefix or suffix unless those are shared by very many globs (`*[0-9].com`);
 /// ties go to prefix, then suffix, then longer keys, then the smaller hash, so the choice
 /// depends only on the patterns.
 fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
@@ -333,10 +358,12 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
         })
         .collect();
     let grams: Vec<_> = all_runs.iter().map(|r| grams_of(r)).collect();
-    let mut edge_counts: HashMap<u64, u64> = HashMap::new();
+    let mut key_counts: HashMap<u64, u64> = HashMap::new();
+    let mut check_counts: HashMap<u64, u64> = HashMap::new();
     let mut gram_counts: HashMap<u64, u64> = HashMap::new();
     for a in edges.iter().flatten().flatten() {
-        *edge_counts.entry(a.hash).or_default() += 1;
+        *key_counts.entry(a.hash).or_default() += 1;
+        *check_counts.entry(a.check_hash).or_default() += 1;
     }
     for &(g, _, _) in grams.iter().flatten() {
         *gram_counts.entry(g).or_default() += 1;
@@ -355,13 +382,16 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
                 }
             };
             for a in edge.iter().flatten() {
-                offer(edge_counts[&a.hash], *a);
+                offer(
+                    key_counts[&a.hash] + VERIFY_WEIGHT * check_counts[&a.check_hash],
+                    *a,
+                );
             }
             let rarest = grams.iter().min_by_key(|&&(g, _, _)| (gram_counts[&g], g));
             if let Some(&(g, r, at)) = rarest {
                 let run = &runs[r].bytes;
                 let a = gram_anchor(run, at, run.len().min(MAX_GRAM));
-                offer(gram_counts[&g] * INFIX_PENALTY, a);
+                offer(INFIX_BASE + VERIFY_WEIGHT * gram_counts[&g], a);
             }
             best.map(|(_, a)| a)
         })
@@ -451,10 +481,7 @@ impl GlobIndexBuilder {
 
 /// Writes the section for `globs` (pattern, data_offset) in id order.
 fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
-    let too_big = || Error::Build("glob index section exceeds 4 GiB or 2^31 globs".into());
-    if globs.len() >= INLINE_BIT as usize {
-        return Err(too_big());
-    }
+    let too_big = || Error::Build("glob index section exceeds 2 GiB".into());
     let all_runs: Vec<Vec<LiteralRun>> = globs
         .iter()
         .map(|(p, _)| {
@@ -466,40 +493,63 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
     let anchors = choose_anchors(&all_runs);
 
     let mut masks = [0u64; 3];
-    let mut buckets: BTreeMap<u64, Vec<(u32, u32)>> = BTreeMap::new();
+    let mut buckets: BTreeMap<u64, Vec<(usize, u32)>> = BTreeMap::new();
     let mut always = Vec::new();
     let mut gram_codes = Vec::new();
     for (id, anchor) in anchors.iter().enumerate() {
         match anchor {
             Some(a) => {
                 masks[a.kind as usize] |= 1 << (a.len - 1);
-                buckets
-                    .entry(a.hash)
-                    .or_default()
-                    .push((id as u32, a.check));
+                buckets.entry(a.hash).or_default().push((id, a.check));
                 if a.kind == Kind::Infix {
                     gram_codes.push(a.gram_code);
                 }
             }
-            None => always.push(id as u32),
+            None => always.push(id),
         }
     }
-
-    // Hash table: load <= 2/3, keys placed in ascending hash order.
     let keys = buckets.len();
     let slot_count = (keys * 3 / 2 + 1).next_power_of_two();
+    let list_len: usize = buckets.values().map(Vec::len).filter(|&n| n > 1).sum();
+    let bloom_words = (keys * BLOOM_BITS_PER_KEY)
+        .div_ceil(64)
+        .next_power_of_two()
+        .clamp(1, BLOOM_MAX_WORDS);
+    let gram_words = (gram_codes.len() * GRAM_FILTER_BITS_PER_GRAM)
+        .div_ceil(64)
+        .next_power_of_two()
+        .clamp(1, GRAM_FILTER_MAX_WORDS);
+
+    let bloom_off = HEADER_LEN;
+    let gram_off = bloom_off + bloom_words * 8;
+    let slots_off = gram_off + gram_words * 8;
+    let list_off = slots_off + slot_count * SLOT_LEN;
+    let always_off = list_off + list_len * ENTRY_LEN;
+    let index_off = always_off + always.len() * 4;
+    let records_off = index_off + globs.len() * 4;
+    let mut record_offs = Vec::with_capacity(globs.len());
+    let mut records_end = records_off;
+    for (p, _) in globs {
+        record_offs.push(records_end);
+        records_end += RECORD_HEAD + p.len();
+    }
+    let section_len = bytes::align8(records_end);
+    // Record offsets share a u32 with the inline flag.
+    if section_len >= INLINE_BIT as usize {
+        return Err(too_big());
+    }
+    let off_of = |id: usize| record_offs[id] as u32;
+
+    // Hash table: load <= 2/3, keys placed in ascending hash order.
     let mut slots = vec![(0u64, 0u32, 0u32); slot_count];
-    let mut list: Vec<(u32, u32)> = Vec::new();
+    let mut list: Vec<(u32, u32)> = Vec::with_capacity(list_len);
     let mut max_probe = 0usize;
     for (&hash, entries) in &buckets {
         let (a, b) = match entries[..] {
-            [(id, check)] => (INLINE_BIT | id, check),
+            [(id, check)] => (INLINE_BIT | off_of(id), check),
             _ => {
-                let start = u32::try_from(list.len())
-                    .ok()
-                    .filter(|&s| s < INLINE_BIT)
-                    .ok_or_else(too_big)?;
-                list.extend_from_slice(entries);
+                let start = list.len() as u32;
+                list.extend(entries.iter().map(|&(id, check)| (off_of(id), check)));
                 (start, entries.len() as u32)
             }
         };
@@ -512,30 +562,11 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         slots[i] = (hash, a, b);
         max_probe = max_probe.max(probe);
     }
-    let bloom_words = (keys * BLOOM_BITS_PER_KEY)
-        .div_ceil(64)
-        .next_power_of_two()
-        .clamp(1, BLOOM_MAX_WORDS);
-    let bloom = build_bloom(buckets.keys().copied(), bloom_words, BLOOM_K);
-    let gram_words = (gram_codes.len() * GRAM_FILTER_BITS_PER_GRAM)
-        .div_ceil(64)
-        .next_power_of_two()
-        .clamp(1, GRAM_FILTER_MAX_WORDS);
+    let bloom = build_bloom(buckets.keys().copied(), bloom_words);
     let gram_filter = build_gram_filter(gram_codes.into_iter(), gram_words);
 
-    let pool_len: usize = globs.iter().map(|(p, _)| p.len()).sum();
-    let bloom_off = HEADER_LEN;
-    let gram_off = bloom_off + bloom_words * 8;
-    let slots_off = gram_off + gram_words * 8;
-    let list_off = slots_off + slot_count * SLOT_LEN;
-    let always_off = list_off + list.len() * ENTRY_LEN;
-    let records_off = always_off + always.len() * 4;
-    let pool_off = records_off + globs.len() * RECORD_LEN;
-    let section_len = bytes::align8(pool_off + pool_len);
-    let u32_of = |v: usize| u32::try_from(v).map_err(|_| too_big());
-    u32_of(section_len)?;
-
     let mut out = Vec::with_capacity(section_len);
+    let put = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v as u32).to_le_bytes());
     out.extend_from_slice(&MAGIC);
     let flags = if fold { FLAG_FOLD as usize } else { 0 };
     for v in [
@@ -549,10 +580,10 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         bloom_words,
         BLOOM_K as usize,
         gram_words,
-        pool_len,
+        records_end - records_off,
         0,
     ] {
-        out.extend_from_slice(&u32_of(v)?.to_le_bytes());
+        put(&mut out, v);
     }
     for m in masks {
         out.extend_from_slice(&m.to_le_bytes());
@@ -563,11 +594,11 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         slots_off,
         list_off,
         always_off,
+        index_off,
         records_off,
-        pool_off,
         section_len,
     ] {
-        out.extend_from_slice(&u32_of(v)?.to_le_bytes());
+        put(&mut out, v);
     }
     debug_assert_eq!(out.len(), HEADER_LEN);
     for w in bloom.into_iter().chain(gram_filter) {
@@ -578,25 +609,37 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         out.extend_from_slice(&a.to_le_bytes());
         out.extend_from_slice(&b.to_le_bytes());
     }
-    for (id, check) in list {
-        out.extend_from_slice(&id.to_le_bytes());
+    for (off, check) in list {
+        out.extend_from_slice(&off.to_le_bytes());
         out.extend_from_slice(&check.to_le_bytes());
     }
     for id in always {
-        out.extend_from_slice(&id.to_le_bytes());
+        put(&mut out, record_offs[id]);
     }
-    let mut pattern_off = pool_off;
-    for (p, data_offset) in globs {
-        out.extend_from_slice(&u32_of(pattern_off)?.to_le_bytes());
-        out.extend_from_slice(&u32_of(p.len())?.to_le_bytes());
+    for &off in &record_offs {
+        put(&mut out, off);
+    }
+    for (id, (p, data_offset)) in globs.iter().enumerate() {
+        put(&mut out, id);
         out.extend_from_slice(&data_offset.to_le_bytes());
-        pattern_off += p.len();
-    }
-    for (p, _) in globs {
+        put(&mut out, p.len());
+        let (head, tail) = edge_hints(p);
+        out.extend_from_slice(&head.to_le_bytes());
+        out.extend_from_slice(&tail.to_le_bytes());
         out.extend_from_slice(p);
     }
+    debug_assert_eq!(out.len(), records_end);
     out.resize(section_len, 0);
     Ok(out)
+}
+
+/// The literal head and tail lengths stored in a record, or (0, 0) if either exceeds u16.
+fn edge_hints(pattern: &[u8]) -> (u16, u16) {
+    let (head, tail) = literal_edges(pattern);
+    match (u16::try_from(head), u16::try_from(tail)) {
+        (Ok(head), Ok(tail)) => (head, tail),
+        _ => (0, 0),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,7 +661,7 @@ pub struct GlobIndex<'a> {
     glob_count: u32,
     bloom: &'a [u8],
     bloom_words: usize,
-    bloom_k: u32,
+
     gram_filter: &'a [u8],
     gram_words: usize,
     slots: &'a [u8],
@@ -626,12 +669,12 @@ pub struct GlobIndex<'a> {
     max_probe: usize,
     list: &'a [u8],
     always: &'a [u8],
-    records: &'a [u8],
-    records_off: usize,
+    /// glob id -> record offset.
+    record_index: &'a [u8],
     masks: [u64; 3],
 }
 
-/// Ids gathered for one query: on the stack unless there are many.
+/// Record offsets (ascending = glob id order) gathered for one query: on the stack unless there are many.
 struct Candidates {
     inline: [u32; INLINE_CANDIDATES],
     len: usize,
@@ -682,6 +725,19 @@ impl Candidates {
         }
         &ids[..kept]
     }
+}
+
+/// A record as stored: see the layout in the module doc.
+struct Record<'a> {
+    id: u32,
+    data_offset: u32,
+    /// Literal head and tail lengths of the pattern (hints for the matcher).
+    edges: (usize, usize),
+    pattern: &'a [u8],
+}
+
+fn pattern_str(record: u32, pattern: &[u8]) -> Result<&str> {
+    std::str::from_utf8(pattern).map_err(|_| Error::corrupt(record, "glob pattern is not UTF-8"))
 }
 
 #[inline]
@@ -751,8 +807,11 @@ impl<'a> GlobIndex<'a> {
                 return Err(Error::corrupt(at, "glob index: bad filter size"));
             }
         }
-        if !(1..=BLOOM_K).contains(&bloom_k) {
-            return Err(Error::corrupt(H_BLOOM_K, "glob index: bad bloom k"));
+        if bloom_k != BLOOM_K {
+            return Err(Error::corrupt(
+                H_BLOOM_K,
+                format!("glob index: Bloom filter with {bloom_k} bits per key, expected {BLOOM_K}"),
+            ));
         }
         let masks = [
             le_u64(header, H_PREFIX_MASK),
@@ -774,7 +833,7 @@ impl<'a> GlobIndex<'a> {
             glob_count,
             bloom: table(H_BLOOM_OFF, bloom_words as usize, 8, "glob bloom filter")?,
             bloom_words: bloom_words as usize,
-            bloom_k,
+
             gram_filter: table(H_GRAM_OFF, gram_words as usize, 8, "glob gram filter")?,
             gram_words: gram_words as usize,
             slots: table(H_SLOTS_OFF, slot_count, SLOT_LEN, "glob hash table")?,
@@ -792,13 +851,7 @@ impl<'a> GlobIndex<'a> {
                 4,
                 "glob always list",
             )?,
-            records: table(
-                H_RECORDS_OFF,
-                glob_count as usize,
-                RECORD_LEN,
-                "glob records",
-            )?,
-            records_off: field(H_RECORDS_OFF) as usize,
+            record_index: table(H_INDEX_OFF, glob_count as usize, 4, "glob record index")?,
             masks,
         })
     }
@@ -814,41 +867,48 @@ impl<'a> GlobIndex<'a> {
 
     /// The glob with this id.
     pub fn get(&self, id: u32) -> Result<GlobHit<'a>> {
-        let (pattern, data_offset) = self.record(id)?;
+        let at = id as usize * 4;
+        let Some(off) = self.record_index.get(at..at + 4) else {
+            return Err(Error::corrupt(
+                0,
+                format!("no glob {id}: the index has {}", self.glob_count),
+            ));
+        };
+        let off = le_u32(off, 0);
+        let record = self.record(off)?;
+        if record.id != id {
+            return Err(Error::corrupt(
+                off,
+                format!("glob record of glob {id} says it is glob {}", record.id),
+            ));
+        }
         Ok(GlobHit {
             id,
-            pattern: self.pattern_str(id, pattern)?,
-            data_offset,
+            pattern: pattern_str(off, record.pattern)?,
+            data_offset: record.data_offset,
         })
     }
 
-    fn pattern_str(&self, id: u32, pattern: &'a [u8]) -> Result<&'a str> {
-        std::str::from_utf8(pattern)
-            .map_err(|_| Error::corrupt(self.record_pos(id), "glob pattern is not UTF-8"))
-    }
-
-    /// Section offset of glob `id`'s record (where errors about it point).
-    fn record_pos(&self, id: u32) -> usize {
-        self.records_off + id as usize * RECORD_LEN
-    }
-
-    /// (pattern bytes, data offset) of glob `id`.
+    /// The record at section offset `off`.
     #[inline]
-    fn record(&self, id: u32) -> Result<(&'a [u8], u32)> {
-        let at = id as usize * RECORD_LEN;
-        let Some(rec) = self.records.get(at..at + RECORD_LEN) else {
-            return Err(Error::corrupt(
-                0,
-                format!("glob index refers to glob {id} of {}", self.glob_count),
-            ));
-        };
+    fn record(&self, off: u32) -> Result<Record<'a>> {
+        let off = off as usize;
+        let head = bytes::slice(self.section, off, RECORD_HEAD, "glob record")?;
         let pattern = bytes::slice(
             self.section,
-            le_u32(rec, 0) as usize,
-            le_u32(rec, 4) as usize,
+            off + RECORD_HEAD,
+            le_u32(head, 8) as usize,
             "glob pattern",
         )?;
-        Ok((pattern, le_u32(rec, 8)))
+        Ok(Record {
+            id: le_u32(head, 0),
+            data_offset: le_u32(head, 4),
+            edges: (
+                u16::from_le_bytes([head[12], head[13]]) as usize,
+                u16::from_le_bytes([head[14], head[15]]) as usize,
+            ),
+            pattern,
+        })
     }
 
     #[inline]
@@ -857,7 +917,7 @@ impl<'a> GlobIndex<'a> {
         let Some(w) = self.bloom.get(at..at + 8) else {
             return false;
         };
-        let bits = bloom_bits(hash, self.bloom_k);
+        let bits = bloom_bits(hash);
         le_u64(w, 0) & bits == bits
     }
 
@@ -917,46 +977,62 @@ impl<'a> GlobIndex<'a> {
     }
 
     fn collect(&self, query: &[u8], out: &mut Candidates) -> Result<()> {
-        let fold = self.fold;
+        // Hashing folds every byte it reads, and bytes are read several times (prefixes,
+        // suffixes, grams, checks): fold a short query once, up front, instead.
+        if !self.fold {
+            return self.collect_as::<false>(query, out);
+        }
+        let mut folded = [0u8; FOLD_BUFFER];
+        match folded.get_mut(..query.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(query);
+                buf.make_ascii_lowercase();
+                self.collect_as::<false>(buf, out)
+            }
+            None => self.collect_as::<true>(query, out),
+        }
+    }
+
+    #[inline(always)]
+    fn collect_as<const FOLD: bool>(&self, query: &[u8], out: &mut Candidates) -> Result<()> {
+        let fold = FOLD;
         let [prefix_mask, suffix_mask, infix_mask] = self.masks;
-        let edge_len = query.len().min(MAX_PIECE);
-        // states[i]: the hash state after i + 1 bytes, kept so a bucket's checks can be
-        // finished at any length without rehashing.
-        let mut states = [Fnv::new(0); MAX_PIECE];
-        for (kind, mask) in [(Kind::Prefix, prefix_mask), (Kind::Suffix, suffix_mask)] {
-            if mask == 0 {
-                continue;
-            }
-            let mut h = Fnv::new(if kind == Kind::Prefix {
-                PREFIX_SEED
-            } else {
-                SUFFIX_SEED
-            });
-            if kind == Kind::Prefix {
-                for (state, &b) in states.iter_mut().zip(&query[..edge_len]) {
-                    h.push(fold_byte(b, fold));
-                    *state = h;
-                }
-            } else {
-                let tail = &query[query.len() - edge_len..];
-                for (state, &b) in states.iter_mut().zip(tail.iter().rev()) {
-                    h.push(fold_byte(b, fold));
-                    *state = h;
-                }
-            }
-            let states = &states[..edge_len];
-            let mut lengths = mask;
+        // Hash forward (prefixes) and backward (suffixes), probing at each listed length.
+        if prefix_mask != 0 {
+            let mut h = Fnv::new(PREFIX_SEED);
+            let mut done = 0;
+            let mut lengths = prefix_mask;
             while lengths != 0 {
                 let len = lengths.trailing_zeros() as usize + 1;
                 lengths &= lengths - 1;
-                let Some(state) = states.get(len - 1) else {
+                let Some(piece) = query.get(done..len) else {
                     break;
                 };
-                self.probe(state.finish(len), out, |check| {
+                piece.iter().for_each(|&b| h.push(fold_byte(b, fold)));
+                done = len;
+                self.probe(h.finish(len), out, |check| {
                     let n = check_len(check);
-                    states
-                        .get(n - 1)
-                        .is_some_and(|s| pack_check(n, s.finish(n)) == check)
+                    n <= query.len() && pack_check(n, prefix_key(&query[..n], fold)) == check
+                })?;
+            }
+        }
+        if suffix_mask != 0 {
+            let mut h = Fnv::new(SUFFIX_SEED);
+            let mut done = 0;
+            let mut lengths = suffix_mask;
+            while lengths != 0 {
+                let len = lengths.trailing_zeros() as usize + 1;
+                lengths &= lengths - 1;
+                if len > query.len() {
+                    break;
+                }
+                let piece = &query[query.len() - len..query.len() - done];
+                piece.iter().rev().for_each(|&b| h.push(fold_byte(b, fold)));
+                done = len;
+                self.probe(h.finish(len), out, |check| {
+                    let n = check_len(check);
+                    n <= query.len()
+                        && pack_check(n, suffix_key(&query[query.len() - n..], fold)) == check
                 })?;
             }
         }
@@ -990,13 +1066,14 @@ impl<'a> GlobIndex<'a> {
     }
 
     #[inline]
-    fn verify(&self, id: u32, query: &[u8], f: &mut impl FnMut(GlobHit<'a>)) -> Result<()> {
-        let (pattern, data_offset) = self.record(id)?;
-        if glob_match(pattern, query, self.fold) {
+    fn verify(&self, off: u32, query: &[u8], f: &mut impl FnMut(GlobHit<'a>)) -> Result<()> {
+        let r = self.record(off)?;
+        let (head, tail) = r.edges;
+        if glob_match_split(r.pattern, head, tail, query, self.fold) {
             f(GlobHit {
-                id,
-                pattern: self.pattern_str(id, pattern)?,
-                data_offset,
+                id: r.id,
+                pattern: pattern_str(off, r.pattern)?,
+                data_offset: r.data_offset,
             });
         }
         Ok(())
@@ -1007,6 +1084,7 @@ impl<'a> GlobIndex<'a> {
     pub fn for_each_match(&self, query: &[u8], mut f: impl FnMut(GlobHit<'a>)) -> Result<()> {
         let mut candidates = Candidates::new();
         self.collect(query, &mut candidates)?;
+        // Records lie in id order: ascending offsets are ascending ids.
         let ids = candidates.sorted();
         let always = self.always.chunks_exact(4).map(|b| le_u32(b, 0));
         let (mut always, mut ids) = (always.peekable(), ids.iter().copied().peekable());
@@ -1071,7 +1149,6 @@ impl<'a> GlobIndex<'a> {
         let n = self.glob_count as usize;
         let slot_count = self.slot_mask + 1;
         let list_len = self.list.len() / ENTRY_LEN;
-        let pool_len = field(H_POOL_LEN);
 
         // Canonical placement: every byte of the section is accounted for.
         let bloom_off = HEADER_LEN;
@@ -1079,9 +1156,9 @@ impl<'a> GlobIndex<'a> {
         let slots_off = gram_off + self.gram_words * 8;
         let list_off = slots_off + slot_count * SLOT_LEN;
         let always_off = list_off + list_len * ENTRY_LEN;
-        let records_off = always_off + self.always.len();
-        let pool_off = records_off + n * RECORD_LEN;
-        let pool_end = pool_off + pool_len;
+        let index_off = always_off + self.always.len();
+        let records_off = index_off + n * 4;
+        let records_end = records_off + field(H_RECORDS_LEN);
         for (at, want) in [
             (H_RESERVED, 0),
             (H_BLOOM_OFF, bloom_off),
@@ -1089,9 +1166,9 @@ impl<'a> GlobIndex<'a> {
             (H_SLOTS_OFF, slots_off),
             (H_LIST_OFF, list_off),
             (H_ALWAYS_OFF, always_off),
+            (H_INDEX_OFF, index_off),
             (H_RECORDS_OFF, records_off),
-            (H_POOL_OFF, pool_off),
-            (H_SECTION_LEN, bytes::align8(pool_end)),
+            (H_SECTION_LEN, bytes::align8(records_end)),
         ] {
             if field(at) != want {
                 return Err(Error::corrupt(
@@ -1100,31 +1177,52 @@ impl<'a> GlobIndex<'a> {
                 ));
             }
         }
-        if s[pool_end..].iter().any(|&b| b != 0) {
-            return Err(Error::corrupt(pool_end, "glob index padding is not zero"));
+        if s[records_end..].iter().any(|&b| b != 0) {
+            return Err(Error::corrupt(
+                records_end,
+                "glob index padding is not zero",
+            ));
         }
 
-        // Records tile the pool in id order; patterns are valid globs.
+        // Records lie back to back in id order; patterns are valid globs.
         let mut data_offsets = Vec::with_capacity(n);
         let mut runs = Vec::with_capacity(n);
-        let mut next_pattern = pool_off;
+        let mut record_offs = Vec::with_capacity(n);
+        let mut next = records_off;
         for id in 0..self.glob_count {
-            let at = self.record_pos(id);
-            let (off, len, data_offset) = (field(at), field(at + 4), le_u32(s, at + 8));
-            if off != next_pattern || off + len > pool_end {
+            let at = index_off + id as usize * 4;
+            if field(at) != next {
                 return Err(Error::corrupt(
                     at,
-                    format!("glob {id}: pattern at {off}+{len}, expected at {next_pattern}"),
+                    format!("glob {id}: record at {}, expected at {next}", field(at)),
                 ));
             }
-            next_pattern = off + len;
-            let text = std::str::from_utf8(&s[off..off + len])
-                .map_err(|_| Error::corrupt(off, format!("glob {id}: pattern is not UTF-8")))?;
-            validate(text)
-                .map_err(|e| Error::corrupt(off + e.position, format!("glob {id}: {e}")))?;
+            let head = bytes::slice(&s[..records_end], next, RECORD_HEAD, "glob record")?;
+            let (stored_id, data_offset, len) =
+                (le_u32(head, 0), le_u32(head, 4), le_u32(head, 8) as usize);
+            if stored_id != id {
+                return Err(Error::corrupt(
+                    next,
+                    format!("record of glob {id} says it is glob {stored_id}"),
+                ));
+            }
+            // No padding between records: a wrong length shifts every later record.
+            let record = bytes::slice(&s[..records_end], next, RECORD_HEAD + len, "glob record")?;
+            let text = std::str::from_utf8(&record[RECORD_HEAD..])
+                .map_err(|_| Error::corrupt(next, format!("glob {id}: pattern is not UTF-8")))?;
+            validate(text).map_err(|e| {
+                Error::corrupt(next + RECORD_HEAD + e.position, format!("glob {id}: {e}"))
+            })?;
+            let (head, tail) = edge_hints(text.as_bytes());
+            if record[12..16] != [head.to_le_bytes(), tail.to_le_bytes()].concat() {
+                return Err(Error::corrupt(
+                    next + 12,
+                    format!("glob {id}: wrong literal head/tail lengths"),
+                ));
+            }
             if data_offset as usize >= data_len {
                 return Err(Error::corrupt(
-                    at + 8,
+                    next + 4,
                     format!(
                         "glob {id}: data offset {data_offset} beyond the data section \
                          ({data_len} bytes)"
@@ -1133,13 +1231,21 @@ impl<'a> GlobIndex<'a> {
             }
             data_offsets.push(data_offset);
             runs.push(literal_runs(text.as_bytes(), self.fold).unwrap_or_default());
+            record_offs.push(next as u32);
+            next += record.len();
         }
-        if next_pattern != pool_end {
+        if next != records_end {
             return Err(Error::corrupt(
-                H_POOL_LEN,
-                "glob pattern pool has unreferenced bytes",
+                H_RECORDS_LEN,
+                "glob records region has bytes no record uses",
             ));
         }
+        let id_of = |off: u32, at: usize| {
+            record_offs
+                .binary_search(&off)
+                .map(|id| id as u32)
+                .map_err(|_| Error::corrupt(at, format!("no glob record starts at {off}")))
+        };
 
         // Every glob exactly once, each under a key and check its matches produce.
         let mut seen = vec![false; n];
@@ -1208,7 +1314,8 @@ impl<'a> GlobIndex<'a> {
                     return Err(Error::corrupt(w[1].2, "glob bucket is not ascending"));
                 }
             }
-            for (id, check, id_at) in entries {
+            for (off, check, id_at) in entries {
+                let id = id_of(off, id_at)?;
                 mark(id, id_at)?;
                 let (kind, len, code) =
                     reachable_shape(&runs[id as usize], hash, check, self.masks).ok_or_else(
@@ -1249,12 +1356,12 @@ impl<'a> GlobIndex<'a> {
         }
         let mut previous = None;
         for (i, b) in self.always.chunks_exact(4).enumerate() {
-            let (id, at) = (le_u32(b, 0), always_off + i * 4);
-            if previous.is_some_and(|p| p >= id) {
+            let (off, at) = (le_u32(b, 0), always_off + i * 4);
+            if previous.is_some_and(|p| p >= off) {
                 return Err(Error::corrupt(at, "glob always list is not ascending"));
             }
-            previous = Some(id);
-            mark(id, at)?;
+            previous = Some(off);
+            mark(id_of(off, at)?, at)?;
         }
         if let Some(id) = seen.iter().position(|&s| !s) {
             return Err(Error::corrupt(
@@ -1270,7 +1377,7 @@ impl<'a> GlobIndex<'a> {
                 ));
             }
         }
-        let bloom = build_bloom(hashes.into_iter(), self.bloom_words, self.bloom_k);
+        let bloom = build_bloom(hashes.into_iter(), self.bloom_words);
         let gram_filter = build_gram_filter(gram_codes.into_iter(), self.gram_words);
         for (i, w) in bloom.iter().chain(&gram_filter).enumerate() {
             let at = bloom_off + i * 8;
@@ -1297,17 +1404,17 @@ fn reachable_shape(
     let n = check_len(check);
     let lengths = |mask: u64| (1..=64).filter(move |&len| mask >> (len - 1) & 1 != 0);
     if let Some(p) = runs.first().filter(|r| r.at_start).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, prefix_key(&p[..n])) == check;
+        let check_ok = n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check;
         for len in lengths(masks[0]).take_while(|&len| len <= p.len()) {
-            if check_ok && prefix_key(&p[..len]) == hash {
+            if check_ok && prefix_key(&p[..len], false) == hash {
                 return Some((Kind::Prefix, len, None));
             }
         }
     }
     if let Some(p) = runs.last().filter(|r| r.at_end).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..])) == check;
+        let check_ok = n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check;
         for len in lengths(masks[1]).take_while(|&len| len <= p.len()) {
-            if check_ok && suffix_key(&p[p.len() - len..]) == hash {
+            if check_ok && suffix_key(&p[p.len() - len..], false) == hash {
                 return Some((Kind::Suffix, len, None));
             }
         }
@@ -1331,6 +1438,7 @@ fn reachable_shape(
 const _: () = assert!(LENGTH_CLASSES[LENGTH_CLASSES.len() - 1] <= MAX_PIECE && MAX_PIECE == 64);
 #[cfg(test)]
 mod tests {
+    use super::super::pattern::glob_match;
     use super::*;
     use proptest::prelude::*;
 
@@ -1762,15 +1870,15 @@ mod tests {
     #[test]
     fn truncations_fail_cleanly() {
         let (section, _) = sample_section(false);
-        let pool_off = bytes::u32_le(&section, H_POOL_OFF, "").unwrap() as usize;
+        let records_off = bytes::u32_le(&section, H_RECORDS_OFF, "").unwrap() as usize;
         for len in 0..section.len() {
             assert!(GlobIndex::new(&section[..len], false).is_err(), "len {len}");
             let mut padded = section[..len].to_vec();
             padded.resize(section.len(), 0);
-            // Cutting into the pattern pool may leave valid, reachable patterns (the file
+            // Cutting into the patterns may leave valid, reachable patterns (the file
             // checksum catches that); cutting into the tables may not go unnoticed.
             let result = exercise(&padded, false);
-            if len < pool_off {
+            if len < records_off {
                 assert!(!matches!(result, Some(Ok(_))), "len {len}");
             }
         }
@@ -1781,16 +1889,20 @@ mod tests {
         for fold in [false, true] {
             let (section, _) = sample_section(fold);
             let records_off = bytes::u32_le(&section, H_RECORDS_OFF, "").unwrap() as usize;
-            let glob_count = bytes::u32_le(&section, H_GLOBS, "").unwrap() as usize;
+            let index_off = bytes::u32_le(&section, H_INDEX_OFF, "").unwrap() as usize;
+            // Record id, pattern length and literal edge fields.
+            let record_fields: Vec<usize> = (index_off..records_off)
+                .step_by(4)
+                .map(|at| bytes::u32_le(&section, at, "").unwrap() as usize)
+                .flat_map(|rec| (rec..rec + 4).chain(rec + 8..rec + 16))
+                .collect();
             for pos in 0..section.len() {
                 for bit in 0..8 {
                     let mut bad = section.clone();
                     bad[pos] ^= 1 << bit;
                     let result = exercise(&bad, fold);
                     let in_tables = pos < records_off;
-                    let in_record_pattern_fields = pos >= records_off
-                        && pos < records_off + glob_count * RECORD_LEN
-                        && (pos - records_off) % RECORD_LEN < 8;
+                    let in_record_pattern_fields = record_fields.contains(&pos);
                     if in_tables || in_record_pattern_fields {
                         assert!(
                             !matches!(result, Some(Ok(_))),

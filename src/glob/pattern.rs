@@ -390,6 +390,98 @@ pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
     match_wildcards(&pattern[p..tail_start], &text[t..middle_end], fold)
 }
 
+/// `(head, tail)`: the pattern's first `head` bytes are literal (no wildcard, no escape), and so
+/// are its last `tail` bytes, which follow its last wildcard (0 if an escape sits among them or
+/// the pattern has no wildcard). A pattern without wildcards or escapes is all head.
+pub(crate) fn literal_edges(pattern: &[u8]) -> (usize, usize) {
+    let special = |b: &u8| matches!(b, b'*' | b'?' | b'[' | b'\\');
+    let Some(head) = pattern.iter().position(special) else {
+        return (pattern.len(), 0);
+    };
+    let mut tail_start = pattern.len();
+    let mut i = head;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'*' | b'?' => {
+                i += 1;
+                tail_start = i;
+            }
+            b'[' => match class_bounds(pattern, i) {
+                ClassBounds::Ok { end, .. } => {
+                    i = end;
+                    tail_start = i;
+                }
+                ClassBounds::Unterminated { .. } => return (head, 0),
+            },
+            b'\\' => {
+                i += 2;
+                tail_start = pattern.len();
+            }
+            _ => i += 1,
+        }
+    }
+    (head, pattern.len().saturating_sub(tail_start))
+}
+
+/// [`glob_match`] for a pattern whose [`literal_edges`] are known: compares the literal edges in
+/// place and runs the matcher on the middle only. Edges that do not fit the pattern (corrupt
+/// hints) fall back to the full matcher.
+#[inline]
+pub(crate) fn glob_match_split(
+    pattern: &[u8],
+    head: usize,
+    tail: usize,
+    text: &[u8],
+    fold: bool,
+) -> bool {
+    let Some(middle_end) = pattern.len().checked_sub(tail).filter(|&e| e >= head) else {
+        return glob_match(pattern, text, fold);
+    };
+    if text.len() < head + tail {
+        return false;
+    }
+    let text_middle_end = text.len() - tail;
+    same(&text[..head], &pattern[..head], fold)
+        && same(&text[text_middle_end..], &pattern[middle_end..], fold)
+        && match_middle(
+            &pattern[head..middle_end],
+            &text[head..text_middle_end],
+            fold,
+        )
+}
+
+/// Matches the part of a pattern between its literal edges. Common middles take shortcuts:
+/// nothing, a lone `*`, and `*lit*lit*...*` (stars around plain literals), where taking each
+/// literal at its leftmost place is always right.
+#[inline]
+fn match_middle(middle: &[u8], text: &[u8], fold: bool) -> bool {
+    match middle {
+        [] => text.is_empty(),
+        [b'*'] => true,
+        [b'*', inner @ .., b'*'] if !inner.iter().any(|b| matches!(b, b'?' | b'[' | b'\\')) => {
+            let mut rest = text;
+            for literal in inner.split(|&b| b == b'*').filter(|l| !l.is_empty()) {
+                match find(rest, literal, fold) {
+                    Some(at) => rest = &rest[at + literal.len()..],
+                    None => return false,
+                }
+            }
+            true
+        }
+        _ => glob_match(middle, text, fold),
+    }
+}
+
+/// Leftmost position of `needle` (non-empty) in `haystack`.
+#[inline]
+fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
+    let last = haystack.len().checked_sub(needle.len())?;
+    let first = needle[0];
+    (0..=last).find(|&i| {
+        byte_eq(haystack[i], first, fold) && same(&haystack[i..i + needle.len()], needle, fold)
+    })
+}
+
 #[inline]
 fn byte_eq(a: u8, b: u8, fold: bool) -> bool {
     a == b || (fold && a.eq_ignore_ascii_case(&b))
@@ -786,6 +878,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn split_matcher_agrees(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {
+            let (head, tail) = literal_edges(p.as_bytes());
+            prop_assert!(head + tail <= p.len());
+            prop_assert_eq!(
+                glob_match_split(p.as_bytes(), head, tail, t.as_bytes(), fold),
+                glob_match(p.as_bytes(), t.as_bytes(), fold),
+                "pattern {:?} text {:?} edges {:?}", p, t, (head, tail)
+            );
+        }
 
         #[test]
         fn matcher_agrees_with_oracle(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {
