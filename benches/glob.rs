@@ -29,11 +29,16 @@ impl Rng {
     }
 }
 
+/// Label building blocks: syllables and common words, so labels share endings and fragments
+/// the way real host names do ("...cloud", "...shop").
 const SYLLABLES: &[&str] = &[
     "ka", "lo", "mi", "net", "ser", "ver", "da", "ta", "bit", "cor", "pro", "fin", "sec", "web",
     "app", "lan", "ex", "in", "go", "tel", "box", "hub", "ly", "zo", "ri", "mo", "pa", "qu", "vi",
     "nu", "el", "ar", "on", "ix", "dev", "cam", "sol", "tek", "mar", "pix", "ra", "xo", "fy", "io",
-    "log", "shop", "mail", "cloud", "data", "soft",
+    "log", "shop", "mail", "cloud", "data", "soft", "be", "ca", "de", "fe", "gi", "ho", "ju", "ke",
+    "li", "ma", "ne", "no", "pe", "ro", "sa", "se", "si", "su", "te", "ti", "to", "tu", "va", "ve",
+    "wa", "we", "ya", "ze", "an", "en", "or", "ur", "al", "il", "um", "os", "us", "max", "sky",
+    "star", "line", "link", "bank", "pay", "secure", "login", "update", "info", "plus",
 ];
 const TLDS: &[&str] = &[
     "com", "com", "com", "com", "net", "org", "io", "de", "co.uk", "info", "ru", "xyz",
@@ -41,9 +46,9 @@ const TLDS: &[&str] = &[
 const EXTS: &[&str] = &["exe", "dll", "scr", "bat", "js", "zip", "doc", "pdf"];
 const SUBDOMAINS: &[&str] = &["www", "mail", "api", "cdn", "login", "a.b", "static-01"];
 
-/// A host label like "secmocloud" or "fin7": long common endings, as real names have.
+/// A host label like "secmocloud" or "finpaly7": 3-4 building blocks, sometimes a number.
 fn label(rng: &mut Rng) -> String {
-    let n = 2 + rng.below(3);
+    let n = 3 + rng.below(2);
     let mut s: String = (0..n).map(|_| rng.pick(SYLLABLES)).collect();
     if rng.below(3) == 0 {
         s += &rng.below(100).to_string();

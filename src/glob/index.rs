@@ -45,7 +45,7 @@
 //!  12   4   flags: bit 0 = case-insensitive (ASCII folded); other bits 0
 //!  16   4   glob_count N
 //!  20   4   always_count A        globs verified for every query (no literal byte)
-//!  24   4   slot_count S          hash table slots, a power of two
+//!  24   4   slot_count S          hash table slots, >= 1
 //!  28   4   max_probe             longest linear-probe run of any key (0: no keys)
 //!  32   4   list_len L            entries in the bucket list
 //!  36   4   bloom_words W         a power of two, 1..=2^24
@@ -69,8 +69,9 @@
 //!       ... slots: S × {u64 key hash, u32 a, u32 b}. Empty: all 16 bytes 0.
 //!           a >= 2^31: one glob, its record at offset a - 2^31, its check b.
 //!           Otherwise a bucket of b >= 2 globs: list entries a..a+b.
-//!           A key sits at slot (hash & (S-1)) + d (mod S), d < max_probe, with no empty slot
-//!           between (linear probing, keys inserted in ascending hash order).
+//!           A key sits at slot (home + d) mod S, home = (hash × S) >> 64 (128-bit product),
+//!           d < max_probe, no empty slot between (linear probing, keys inserted in
+//!           ascending hash order; the builder keeps the load at most 0.7).
 //!       ... list: L × {u32 record offset, u32 check}; per bucket ascending by offset,
 //!           buckets in ascending key hash order.
 //!       ... always: A × u32 record offset, ascending.
@@ -227,6 +228,12 @@ fn gram_code(gram: &[u8]) -> u64 {
 fn gram_filter_bit(code: u64, words: usize) -> usize {
     let log2_bits = (words * 64).trailing_zeros();
     (code.wrapping_mul(GRAM_FILTER_MUL) >> (64 - log2_bits)) as usize
+}
+
+/// The slot a key's linear probe starts at: `(hash × S) >> 64`.
+#[inline]
+fn home_slot(hash: u64, slot_count: usize) -> usize {
+    ((hash as u128 * slot_count as u128) >> 64) as usize
 }
 
 #[inline]
@@ -509,7 +516,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         }
     }
     let keys = buckets.len();
-    let slot_count = (keys * 3 / 2 + 1).next_power_of_two();
+    let slot_count = keys * 10 / 7 + 1;
     let list_len: usize = buckets.values().map(Vec::len).filter(|&n| n > 1).sum();
     let bloom_words = (keys * BLOOM_BITS_PER_KEY)
         .div_ceil(64)
@@ -553,10 +560,10 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
                 (start, entries.len() as u32)
             }
         };
-        let mut i = hash as usize & (slot_count - 1);
+        let mut i = home_slot(hash, slot_count);
         let mut probe = 1;
         while slots[i] != (0, 0, 0) {
-            i = (i + 1) & (slot_count - 1);
+            i = if i + 1 == slot_count { 0 } else { i + 1 };
             probe += 1;
         }
         slots[i] = (hash, a, b);
@@ -664,8 +671,10 @@ pub struct GlobIndex<'a> {
 
     gram_filter: &'a [u8],
     gram_words: usize,
+    /// 64 - log2(gram filter bits).
+    gram_shift: u32,
     slots: &'a [u8],
-    slot_mask: usize,
+    slot_count: usize,
     max_probe: usize,
     list: &'a [u8],
     always: &'a [u8],
@@ -799,7 +808,7 @@ impl<'a> GlobIndex<'a> {
         if glob_count >= INLINE_BIT {
             return Err(Error::corrupt(H_GLOBS, "glob index: too many globs"));
         }
-        if !slot_count.is_power_of_two() || max_probe > slot_count {
+        if slot_count == 0 || max_probe > slot_count {
             return Err(Error::corrupt(H_SLOTS, "glob index: bad slot count"));
         }
         for (words, at) in [(bloom_words, H_BLOOM_WORDS), (gram_words, H_GRAM_WORDS)] {
@@ -836,8 +845,9 @@ impl<'a> GlobIndex<'a> {
 
             gram_filter: table(H_GRAM_OFF, gram_words as usize, 8, "glob gram filter")?,
             gram_words: gram_words as usize,
+            gram_shift: 64 - (gram_words * 64).trailing_zeros(),
             slots: table(H_SLOTS_OFF, slot_count, SLOT_LEN, "glob hash table")?,
-            slot_mask: slot_count - 1,
+            slot_count,
             max_probe,
             list: table(
                 H_LIST_OFF,
@@ -923,7 +933,7 @@ impl<'a> GlobIndex<'a> {
 
     #[inline]
     fn gram_filter_has(&self, code: u64) -> bool {
-        let bit = gram_filter_bit(code, self.gram_words);
+        let bit = (code.wrapping_mul(GRAM_FILTER_MUL) >> self.gram_shift) as usize;
         self.gram_filter
             .get((bit >> 6) * 8 + (bit & 63) / 8)
             .is_some_and(|&byte| byte >> (bit & 7) & 1 != 0)
@@ -932,7 +942,7 @@ impl<'a> GlobIndex<'a> {
     /// (a, b) of the slot holding key `hash`, if any.
     #[inline]
     fn find_slot(&self, hash: u64) -> Option<(u32, u32)> {
-        let mut i = hash as usize & self.slot_mask;
+        let mut i = home_slot(hash, self.slot_count);
         for _ in 0..self.max_probe {
             let s = self.slots.get(i * SLOT_LEN..i * SLOT_LEN + SLOT_LEN)?;
             let (a, b) = (le_u32(s, 8), le_u32(s, 12));
@@ -942,7 +952,7 @@ impl<'a> GlobIndex<'a> {
             if le_u64(s, 0) == hash {
                 return Some((a, b));
             }
-            i = (i + 1) & self.slot_mask;
+            i = if i + 1 == self.slot_count { 0 } else { i + 1 };
         }
         None
     }
@@ -1036,30 +1046,33 @@ impl<'a> GlobIndex<'a> {
                 })?;
             }
         }
-        if infix_mask != 0 {
-            // The last four query bytes (folded), newest in the top byte.
+        // Grams: one rolling window over the query; each gram length the index uses is tested
+        // against the gram bitmap (cheap, L1) before anything is hashed.
+        let mut lengths = infix_mask;
+        while lengths != 0 {
+            let k = lengths.trailing_zeros() as usize + 1;
+            lengths &= lengths - 1;
+            if k > query.len() {
+                break;
+            }
+            let shift = 32 - 8 * k as u32;
+            let tag = (k as u64) << 32;
+            // The last k query bytes, newest in the top byte.
             let mut window = 0u32;
-            for (end, &b) in query.iter().enumerate() {
+            for &b in &query[..k - 1] {
                 window = (window >> 8) | (fold_byte(b, fold) as u32) << 24;
-                let mut lengths = infix_mask;
-                while lengths != 0 {
-                    let k = lengths.trailing_zeros() as usize + 1;
-                    lengths &= lengths - 1;
-                    if k > end + 1 {
-                        break;
-                    }
-                    let code = (window >> (32 - 8 * k)) as u64 | (k as u64) << 32;
-                    if !self.gram_filter_has(code) {
-                        continue;
-                    }
-                    let start = end + 1 - k;
-                    self.probe(gram_key(&query[start..=end], fold), out, |check| {
-                        let n = check_len(check);
-                        query
-                            .get(start..start + n)
-                            .is_some_and(|span| pack_check(n, gram_key(span, fold)) == check)
-                    })?;
+            }
+            for (start, &b) in query[k - 1..].iter().enumerate() {
+                window = (window >> 8) | (fold_byte(b, fold) as u32) << 24;
+                if !self.gram_filter_has((window >> shift) as u64 | tag) {
+                    continue;
                 }
+                self.probe(gram_key(&query[start..start + k], fold), out, |check| {
+                    let n = check_len(check);
+                    query
+                        .get(start..start + n)
+                        .is_some_and(|span| pack_check(n, gram_key(span, fold)) == check)
+                })?;
             }
         }
         Ok(())
@@ -1127,7 +1140,7 @@ impl<'a> GlobIndex<'a> {
              prefix lengths {:?}, suffix lengths {:?}, gram lengths {:?}",
             self.glob_count,
             self.always.len() / 4,
-            self.slot_mask + 1,
+            self.slot_count,
             self.max_probe,
             squares as f64 / (self.glob_count as f64).max(1.0),
             self.bloom_words / 128,
@@ -1147,7 +1160,7 @@ impl<'a> GlobIndex<'a> {
         let s = self.section;
         let field = |off: usize| le_u32(s, off) as usize;
         let n = self.glob_count as usize;
-        let slot_count = self.slot_mask + 1;
+        let slot_count = self.slot_count;
         let list_len = self.list.len() / ENTRY_LEN;
 
         // Canonical placement: every byte of the section is accounted for.
@@ -1279,10 +1292,10 @@ impl<'a> GlobIndex<'a> {
                 }
                 continue;
             }
-            let home = hash as usize & self.slot_mask;
-            let distance = i.wrapping_sub(home) & self.slot_mask;
+            let home = home_slot(hash, slot_count);
+            let distance = (i + slot_count - home) % slot_count;
             for d in 0..distance {
-                let j = slots_off + ((home + d) & self.slot_mask) * SLOT_LEN;
+                let j = slots_off + ((home + d) % slot_count) * SLOT_LEN;
                 if le_u32(s, j + 8) | le_u32(s, j + 12) == 0 {
                     return Err(Error::corrupt(
                         at,

@@ -487,9 +487,11 @@ fn byte_eq(a: u8, b: u8, fold: bool) -> bool {
     a == b || (fold && a.eq_ignore_ascii_case(&b))
 }
 
+/// Byte-wise equality, ASCII letters folded when `fold` (non-ASCII bytes only equal
+/// themselves, so this is character equality for UTF-8). Short slices: a loop beats memcmp.
 #[inline]
 fn same(got: &[u8], lit: &[u8], fold: bool) -> bool {
-    got == lit || (fold && got.eq_ignore_ascii_case(lit))
+    got.len() == lit.len() && got.iter().zip(lit).all(|(&a, &b)| byte_eq(a, b, fold))
 }
 
 /// The literal character at `p[i]` (escape resolved) and the position after it, or `None` if a
@@ -516,7 +518,9 @@ fn literal_at(p: &[u8], i: usize) -> Option<(&[u8], usize)> {
 /// they could), so the time is O(pattern × text).
 fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
-    // (pattern position after the last star, text position its next attempt starts at).
+    // The last star: (pattern position after it, text position where what follows it was last
+    // tried). Plain literal bytes right after the star are searched for as a whole: the star
+    // only ever stops where they occur.
     let mut backtrack: Option<(usize, usize)> = None;
     loop {
         if p < pattern.len() {
@@ -524,8 +528,13 @@ fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
             let step = match token {
                 Token::Star if next_p == pattern.len() => return true,
                 Token::Star => {
-                    backtrack = Some((next_p, t));
-                    p = next_p;
+                    let run = plain_run(&pattern[next_p..]);
+                    let Some(at) = find_from(text, t, run, fold) else {
+                        return false;
+                    };
+                    backtrack = Some((next_p, at));
+                    p = next_p + run.len();
+                    t = at + run.len();
                     continue;
                 }
                 Token::Invalid => return false,
@@ -554,22 +563,36 @@ fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
         }
         match backtrack {
             Some((star_p, star_t)) if star_t < text.len() => {
-                let mut resume = star_t + char_len(text, star_t);
-                // A literal after the star can only match where its first byte is: skip ahead.
-                let after_star = (star_p < pattern.len()).then(|| literal_at(pattern, star_p));
-                if let Some((lit, _)) = after_star.flatten() {
-                    let first = lit[0];
-                    while resume < text.len() && !byte_eq(text[resume], first, fold) {
-                        resume += 1;
-                    }
-                }
-                backtrack = Some((star_p, resume));
-                p = star_p;
-                t = resume;
+                let run = plain_run(&pattern[star_p..]);
+                let Some(at) = find_from(text, star_t + char_len(text, star_t), run, fold) else {
+                    return false;
+                };
+                backtrack = Some((star_p, at));
+                p = star_p + run.len();
+                t = at + run.len();
             }
             _ => return false,
         }
     }
+}
+
+/// The leading bytes of `pattern` that are plain literals (no wildcard, no escape).
+#[inline]
+fn plain_run(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+/// Leftmost position `>= from` where `needle` (possibly empty) occurs in `haystack`.
+#[inline]
+fn find_from(haystack: &[u8], from: usize, needle: &[u8], fold: bool) -> Option<usize> {
+    if needle.is_empty() {
+        return (from <= haystack.len()).then_some(from);
+    }
+    Some(from + find(haystack.get(from..)?, needle, fold)?)
 }
 
 /// A maximal run of literal characters in a glob (escapes resolved, ASCII-folded when the index
