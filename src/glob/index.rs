@@ -957,12 +957,23 @@ impl<'a> GlobIndex<'a> {
         None
     }
 
-    /// Adds the globs filed under `hash` whose check `passes`.
-    #[inline]
+    /// Adds the globs filed under `hash` whose check `passes`. The Bloom test is inlined into
+    /// the hashing loops; the table is rarely reached.
+    #[inline(always)]
     fn probe(&self, hash: u64, out: &mut Candidates, passes: impl Fn(u32) -> bool) -> Result<()> {
         if !self.bloom_may_contain(hash) {
             return Ok(());
         }
+        self.probe_table(hash, out, passes)
+    }
+
+    #[inline(never)]
+    fn probe_table(
+        &self,
+        hash: u64,
+        out: &mut Candidates,
+        passes: impl Fn(u32) -> bool,
+    ) -> Result<()> {
         let Some((a, b)) = self.find_slot(hash) else {
             return Ok(());
         };

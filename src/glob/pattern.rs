@@ -494,25 +494,6 @@ fn same(got: &[u8], lit: &[u8], fold: bool) -> bool {
     got.len() == lit.len() && got.iter().zip(lit).all(|(&a, &b)| byte_eq(a, b, fold))
 }
 
-/// The literal character at `p[i]` (escape resolved) and the position after it, or `None` if a
-/// wildcard (or bad syntax) starts there.
-#[inline]
-fn literal_at(p: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    match p[i] {
-        b'*' | b'?' | b'[' => None,
-        b'\\' if i + 1 < p.len() => {
-            let n = char_len(p, i + 1);
-            Some((&p[i + 1..i + 1 + n], i + 1 + n))
-        }
-        b'\\' => None,
-        b if b < 0x80 => Some((&p[i..i + 1], i + 1)),
-        _ => {
-            let n = char_len(p, i);
-            Some((&p[i..i + n], i + n))
-        }
-    }
-}
-
 /// Classic matcher with one backtrack point, the last `*`: after a mismatch that star swallows
 /// one more character. Earlier stars never need revisiting (the last one can absorb anything
 /// they could), so the time is O(pattern × text).
