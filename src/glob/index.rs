@@ -145,6 +145,8 @@ const VERIFY_WEIGHT: u64 = 8;
 const INFIX_BASE: u64 = 64;
 /// Queries up to this long are ASCII-folded once into a stack buffer before hashing.
 const FOLD_BUFFER: usize = 256;
+/// A shape used by fewer than 1 in this many anchored globs is dropped if its globs can move.
+const PRUNE_RATIO: usize = 500;
 /// Candidates gathered on the stack before spilling to the heap.
 const INLINE_CANDIDATES: usize = 32;
 
@@ -287,7 +289,11 @@ fn largest_class(n: usize) -> Option<usize> {
 
 /// The prefix (or suffix) anchor of a glob whose leading (trailing) literal is `run`.
 fn edge_anchor(run: &[u8], kind: Kind) -> Option<Anchor> {
-    let len = largest_class(run.len())?;
+    Some(edge_anchor_at(run, kind, largest_class(run.len())?))
+}
+
+/// The prefix (or suffix) anchor keyed by `len` (<= `run.len()`) bytes of `run`.
+fn edge_anchor_at(run: &[u8], kind: Kind, len: usize) -> Anchor {
     let whole = run.len().min(MAX_PIECE);
     let (hash, check_hash) = if kind == Kind::Prefix {
         (
@@ -301,14 +307,14 @@ fn edge_anchor(run: &[u8], kind: Kind) -> Option<Anchor> {
             suffix_key(&run[n - whole..], false),
         )
     };
-    Some(Anchor {
+    Anchor {
         kind,
         len,
         hash,
         check: pack_check(whole, check_hash),
         check_hash,
         gram_code: 0,
-    })
+    }
 }
 
 /// The gram anchor for the gram at `run[at..at + len]`.
@@ -365,6 +371,7 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
         })
         .collect();
     let grams: Vec<_> = all_runs.iter().map(|r| grams_of(r)).collect();
+    let mut gram_anchors = Vec::with_capacity(all_runs.len());
     let mut key_counts: HashMap<u64, u64> = HashMap::new();
     let mut check_counts: HashMap<u64, u64> = HashMap::new();
     let mut gram_counts: HashMap<u64, u64> = HashMap::new();
@@ -376,7 +383,7 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
         *gram_counts.entry(g).or_default() += 1;
     }
     type Rank = (u64, Kind, std::cmp::Reverse<usize>, u64);
-    edges
+    let mut anchors: Vec<Option<Anchor>> = edges
         .iter()
         .zip(&grams)
         .zip(all_runs)
@@ -395,14 +402,82 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
                 );
             }
             let rarest = grams.iter().min_by_key(|&&(g, _, _)| (gram_counts[&g], g));
-            if let Some(&(g, r, at)) = rarest {
+            let gram = rarest.map(|&(g, r, at)| {
                 let run = &runs[r].bytes;
-                let a = gram_anchor(run, at, run.len().min(MAX_GRAM));
-                offer(INFIX_BASE + VERIFY_WEIGHT * gram_counts[&g], a);
+                (gram_counts[&g], gram_anchor(run, at, run.len().min(MAX_GRAM)))
+            });
+            if let Some((count, a)) = gram {
+                offer(INFIX_BASE + VERIFY_WEIGHT * count, a);
             }
+            gram_anchors.push(gram.map(|(_, a)| a));
             best.map(|(_, a)| a)
         })
-        .collect()
+        .collect();
+    prune_shapes(&mut anchors, all_runs, &gram_anchors);
+    anchors
+}
+
+/// Every query probes every shape some glob uses, so a shape few globs use costs more than it
+/// saves: move those globs to shapes that stay (a shorter cut of the same literal, the other
+/// end, or their gram; their checks keep verification as rare as before) and drop the shape.
+/// Shapes are tried from the least used; one stays if any of its globs has nowhere to go.
+fn prune_shapes(
+    anchors: &mut [Option<Anchor>],
+    all_runs: &[Vec<LiteralRun>],
+    gram_anchors: &[Option<Anchor>],
+) {
+    let shape = |a: &Anchor| (a.kind, a.len);
+    let mut usage: BTreeMap<(Kind, usize), usize> = BTreeMap::new();
+    for a in anchors.iter().flatten() {
+        *usage.entry(shape(a)).or_default() += 1;
+    }
+    let anchored: usize = usage.values().sum();
+    let mut by_usage: Vec<((Kind, usize), usize)> = usage.iter().map(|(&k, &v)| (k, v)).collect();
+    by_usage.sort_by_key(|&(shape, count)| (count, shape));
+    for (victim, count) in by_usage {
+        if count * PRUNE_RATIO >= anchored {
+            break;
+        }
+        let keep = |s: (Kind, usize)| s != victim && usage.contains_key(&s);
+        let mut moves = Vec::with_capacity(count);
+        for (i, a) in anchors.iter().enumerate() {
+            let Some(a) = a.filter(|a| shape(a) == victim) else {
+                continue;
+            };
+            let runs = &all_runs[i];
+            // The same end cut shorter, then the other end, then the gram.
+            let edge = |kind: Kind| {
+                let run = if kind == Kind::Prefix {
+                    runs.first().filter(|r| r.at_start)
+                } else {
+                    runs.last().filter(|r| r.at_end)
+                }?;
+                let len = LENGTH_CLASSES
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&c| c <= run.bytes.len() && keep((kind, c)))?;
+                Some(edge_anchor_at(&run.bytes, kind, len))
+            };
+            let other = if a.kind == Kind::Suffix { Kind::Prefix } else { Kind::Suffix };
+            let alternative = [a.kind, other]
+                .into_iter()
+                .filter(|&k| k != Kind::Infix)
+                .find_map(edge)
+                .or_else(|| gram_anchors[i].filter(|g| keep(shape(g))));
+            match alternative {
+                Some(alt) => moves.push((i, alt)),
+                None => break,
+            }
+        }
+        if moves.len() == count {
+            usage.remove(&victim);
+            for (i, alt) in moves {
+                anchors[i] = Some(alt);
+                *usage.entry(shape(&alt)).or_default() += 1;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
