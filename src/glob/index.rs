@@ -1,40 +1,51 @@
 //! The glob index section: finds, for a query, the few globs worth running the matcher on.
 //!
 //! Each glob is filed under ONE anchor, a literal piece every matching text must contain at a
-//! known place, picked at build time to be rare among all globs:
+//! known place:
 //!
 //! * a **prefix** anchor: the first `ℓ` bytes of the glob's leading literal (`evil-*`), or
 //! * a **suffix** anchor: the last `ℓ` bytes of its trailing literal (`*.evil.com`), where `ℓ` is
-//!   the largest length class (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) not above the literal's
-//!   length, so a query probes at most a dozen prefix and a dozen suffix lengths, or
-//! * an **infix** anchor: a gram of at most 4 bytes from one of its literal runs (`*mal*ware*`).
+//!   a length class (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) not above the literal's length,
+//!   so a query probes at most a dozen prefix and a dozen suffix lengths, or
+//! * an **infix** anchor: a gram from one of its literal runs (`*mal*ware*`): a 4-byte window,
+//!   or a whole run shorter than 4 bytes.
 //!
 //! Globs without any literal byte (`*`, `?*`, `[a-z]*`) are verified for every query.
 //!
+//! The builder counts, over all globs, how many share each candidate key and each check (see
+//! below), and files each glob where a query reaching it does the least work: prefix or suffix
+//! at the largest class unless very many globs share that literal (`*[0-9].com`), a gram
+//! otherwise. Then it drops (kind, length) shapes that fewer than 1 glob in 500 use, moving
+//! their globs to a shape that stays, since every query pays one probe per shape.
+//!
 //! A query hashes its prefixes (one forward pass), its suffixes (one backward pass) and its
-//! grams, only at the (kind, length) shapes some glob uses. Each gram is first tested against a
-//! small L1-resident bitmap, each hash against a Bloom filter (at most 256 KiB), and only then
-//! is the hash table touched. Every glob in a bucket carries a 32-bit *check*: the hash of a
-//! longer piece of its literal (the whole prefix/suffix literal up to 64 bytes; for grams, up to
-//! 32 bytes of the run from the gram on) with that length. Globs that share a truncated key
+//! grams (one rolling window), only at the shapes the section lists. Each gram is first tested
+//! against a small bitmap (at most 16 KiB, stays in L1), each hash against a Bloom filter (at
+//! most 256 KiB, one 64-bit word per key, stays in L2), and only then is the hash table
+//! touched. Every glob in a bucket carries a 32-bit *check*: the hash of a longer piece of its
+//! literal (the whole prefix/suffix literal up to 64 bytes; for a gram, up to 32 bytes of its
+//! run from the gram on) and that piece's length. Globs that share a truncated key
 //! (`*.kalomi.com` and `*.xylomi.com` both under `lomi.com`) are told apart by comparing checks
-//! with the query's own hashes at those lengths, without touching their records; only globs
-//! passing the check are verified with [`glob_match`], in ascending id order.
+//! with the query's own hash of the same piece, without touching their records; only globs
+//! passing their check are verified with [`glob_match`](super::pattern::glob_match), in
+//! ascending id order.
 //!
 //! # Hashes
 //!
 //! Bytes are ASCII-lowercased first when the database is case-insensitive.
-//! * prefix key of `t[0..ℓ]`: [`Fnv`]`::new(0x7072_6566_6978_2e31)` fed `t[0], t[1], ..`,
-//!   `finish(ℓ)`;
-//! * suffix key of the last `ℓ` bytes: `Fnv::new(0x7375_6666_6978_2e31)` fed from the LAST byte
-//!   backwards, `finish(ℓ)`;
-//! * infix key of a gram (or check span) `g`: `Fnv::new(0x696e_6669_7878_2e31)` fed `g` in
-//!   order, `finish(len)`;
-//! * check of a piece of `n` bytes (1..=64) with key hash `h`: `(n - 1) << 26 | h >> 38` (u32);
-//! * gram bitmap position of a gram `g` of `k` bytes (1..=4): `x = g[0] | g[1] << 8 | .. |
-//!   k << 32` (u64), `bit = (x * 0x9E37_79B9_7F4A_7C15) >> (64 - log2(8 × gram_filter_bytes))`;
+//! * prefix hash of `t[0..ℓ]`: `Fnv::new(0x7072_6566_6978_2e31)` (`crate::hash::Fnv`) fed
+//!   `t[0], t[1], ..`, `finish(ℓ)`;
+//! * suffix hash of the last `ℓ` bytes of `t`: `Fnv::new(0x7375_6666_6978_2e31)` fed from the
+//!   LAST byte backwards, `finish(ℓ)`;
+//! * infix hash of a gram or check span `g`: `Fnv::new(0x696e_6669_7878_2e31)` fed `g` in
+//!   order, `finish(g.len())`;
+//! * check of an `n`-byte piece (1..=64) whose hash (of the anchor's kind) is `h`:
+//!   `(n - 1) << 26 | h >> 38` (u32). Prefix anchors check the first `n` bytes, suffix anchors
+//!   the last `n`, grams the `n` bytes starting where the gram starts;
+//! * gram bitmap bit of a gram `g` of `k` bytes (1..=4): `x = g[0] | g[1] << 8 | .. |
+//!   k << 32` (u64), `bit = (x × 0x9E37_79B9_7F4A_7C15 mod 2^64) >> (64 - log2(64 G))`;
 //! * Bloom: a key hash `h` sets, in u64 word `(h >> 40) & (W - 1)`, the bits
-//!   `(h >> 6i) & 63` for `i` in `0..bloom_k`.
+//!   `(h >> 6i) & 63` for `i` in `0..6`.
 //!
 //! # Section layout (little-endian; offsets from the section start, which is 8-aligned)
 //!
@@ -404,7 +415,10 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
             let rarest = grams.iter().min_by_key(|&&(g, _, _)| (gram_counts[&g], g));
             let gram = rarest.map(|&(g, r, at)| {
                 let run = &runs[r].bytes;
-                (gram_counts[&g], gram_anchor(run, at, run.len().min(MAX_GRAM)))
+                (
+                    gram_counts[&g],
+                    gram_anchor(run, at, run.len().min(MAX_GRAM)),
+                )
             });
             if let Some((count, a)) = gram {
                 offer(INFIX_BASE + VERIFY_WEIGHT * count, a);
@@ -459,7 +473,11 @@ fn prune_shapes(
                     .find(|&c| c <= run.bytes.len() && keep((kind, c)))?;
                 Some(edge_anchor_at(&run.bytes, kind, len))
             };
-            let other = if a.kind == Kind::Suffix { Kind::Prefix } else { Kind::Suffix };
+            let other = if a.kind == Kind::Suffix {
+                Kind::Prefix
+            } else {
+                Kind::Suffix
+            };
             let alternative = [a.kind, other]
                 .into_iter()
                 .filter(|&k| k != Kind::Infix)
