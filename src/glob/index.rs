@@ -154,8 +154,10 @@ const READER_MAX_WORDS: u32 = 1 << 24;
 const VERIFY_WEIGHT: u64 = 8;
 /// ...and a gram anchor this much on top, for being probed at every query position.
 const INFIX_BASE: u64 = 64;
-/// Queries up to this long are ASCII-folded once into a stack buffer before hashing.
+/// Queries up to this long are ASCII-folded once into a stack buffer before hashing (a small
+/// buffer for the common short query, so it costs little to set up).
 const FOLD_BUFFER: usize = 256;
+const SHORT_FOLD_BUFFER: usize = 64;
 /// A shape used by fewer than 1 in this many anchored globs is dropped if its globs can move.
 const PRUNE_RATIO: usize = 500;
 /// Candidates gathered on the stack before spilling to the heap.
@@ -829,6 +831,18 @@ impl Candidates {
     }
 }
 
+/// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others stay.
+#[inline]
+fn ascii_lowercase_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    let ge_a = low7.wrapping_add((0x80 - b'A' as u64) * ONES);
+    let gt_z = low7.wrapping_add((0x7f - b'Z' as u64) * ONES);
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
 /// A record as stored: see the layout in the module doc.
 struct Record<'a> {
     id: u32,
@@ -1096,15 +1110,27 @@ impl<'a> GlobIndex<'a> {
         if !self.fold {
             return self.collect_as::<false>(query, out);
         }
-        let mut folded = [0u8; FOLD_BUFFER];
-        match folded.get_mut(..query.len()) {
-            Some(buf) => {
-                buf.copy_from_slice(query);
-                buf.make_ascii_lowercase();
-                self.collect_as::<false>(buf, out)
-            }
-            None => self.collect_as::<true>(query, out),
+        if query.len() <= SHORT_FOLD_BUFFER {
+            self.collect_folded::<SHORT_FOLD_BUFFER>(query, out)
+        } else if query.len() <= FOLD_BUFFER {
+            self.collect_folded::<FOLD_BUFFER>(query, out)
+        } else {
+            self.collect_as::<true>(query, out)
         }
+    }
+
+    /// `collect` on a copy of `query` (at most `N` bytes) folded on the stack.
+    #[inline(always)]
+    fn collect_folded<const N: usize>(&self, query: &[u8], out: &mut Candidates) -> Result<()> {
+        let mut folded = [0u8; N];
+        folded[..query.len()].copy_from_slice(query);
+        // Eight bytes at a time: bytes in A-Z gain 0x20, all others stay.
+        for chunk in folded[..query.len().next_multiple_of(8).min(N)].chunks_exact_mut(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            chunk.copy_from_slice(&ascii_lowercase_word(u64::from_le_bytes(w)).to_le_bytes());
+        }
+        self.collect_as::<false>(&folded[..query.len()], out)
     }
 
     #[inline(always)]
@@ -1203,6 +1229,12 @@ impl<'a> GlobIndex<'a> {
         self.collect(query, &mut candidates)?;
         // Records lie in id order: ascending offsets are ascending ids.
         let ids = candidates.sorted();
+        if self.always.is_empty() {
+            for &id in ids {
+                self.verify(id, query, &mut f)?;
+            }
+            return Ok(());
+        }
         let always = self.always.chunks_exact(4).map(|b| le_u32(b, 0));
         let (mut always, mut ids) = (always.peekable(), ids.iter().copied().peekable());
         loop {
@@ -1789,6 +1821,19 @@ mod tests {
     }
 
     #[test]
+    fn word_lowercase_matches_bytewise() {
+        for b in 0u8..=255 {
+            let bytes = [b, b'A', b'z', b'@', b'[', b'Z', 0xC3, b'`'];
+            let want = u64::from_le_bytes(bytes.map(|x| x.to_ascii_lowercase()));
+            assert_eq!(
+                ascii_lowercase_word(u64::from_le_bytes(bytes)),
+                want,
+                "{b:#x}"
+            );
+        }
+    }
+
+    #[test]
     fn finds_each_shape() {
         let globs = [
             "*.evil.com",
@@ -1917,6 +1962,22 @@ mod tests {
         for q in ["x.com", "5.com", "é.com", ".com", "x.org", "aa.com"] {
             assert_eq!(matches(&index, q), brute(&refs, q, false), "{q}");
         }
+    }
+
+    #[test]
+    fn rarely_used_shapes_are_dropped() {
+        // 1000 suffixes of 12 bytes share one probe length; a lone 17-byte suffix would add a
+        // second one for every query, so it is cut to 12 bytes instead.
+        let mut globs: Vec<String> = (0..1000).map(|i| format!("*.dom{i:04}.com")).collect();
+        globs.push("*.longer-name.com".into());
+        let refs: Vec<&str> = globs.iter().map(|s| s.as_str()).collect();
+        let section = build(&refs, false);
+        let index = GlobIndex::new(&section, false).unwrap();
+        index.check(100_000).unwrap();
+        assert_eq!(index.masks, [0, 1 << 11, 0]);
+        assert_eq!(matches(&index, "www.longer-name.com"), vec![1000]);
+        assert_eq!(matches(&index, "x.dom0042.com"), vec![42]);
+        assert_eq!(matches(&index, "x.shorter-name.com"), Vec::<u32>::new());
     }
 
     #[test]
