@@ -109,14 +109,7 @@ use crate::hash::{fold_byte, Fnv};
 use super::pattern::{glob_match_split, literal_edges, literal_runs, validate, LiteralRun};
 use std::collections::{BTreeMap, HashMap};
 
-/// Which copy of a duplicated pattern survives.
-// TODO(integrator): use tree_builder's
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeepDuplicate {
-    #[default]
-    First,
-    Last,
-}
+pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 const MAGIC: [u8; 8] = *b"MXYGLOB\0";
 const VERSION: u32 = 1;
