@@ -220,6 +220,21 @@ fn bench_strings(c: &mut Criterion) {
             black_box(n)
         })
     });
+    let refs: Vec<&str> = queries.iter().map(|s| s.as_str()).collect();
+    g.bench_function("lookup_batch", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for chunk in refs.chunks(256) {
+                n += db
+                    .lookup_batch(chunk)
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.len())
+                    .sum::<usize>();
+            }
+            black_box(n)
+        })
+    });
     g.finish();
 
     let suffix: Vec<String> = (0..100_000)

@@ -255,10 +255,6 @@ impl DatabaseBuilder {
         };
         let (literals, literal_count) = match self.literals {
             Some(b) => {
-                let keep = match keep {
-                    KeepDuplicate::First => crate::literal::KeepDuplicate::First,
-                    KeepDuplicate::Last => crate::literal::KeepDuplicate::Last,
-                };
                 let (bytes, dups) = b.finish(keep)?;
                 (Some(bytes), finish_strings(dups, self.literals_added))
             }
@@ -266,10 +262,6 @@ impl DatabaseBuilder {
         };
         let (globs, glob_count) = match self.globs {
             Some(b) => {
-                let keep = match keep {
-                    KeepDuplicate::First => crate::glob::index::KeepDuplicate::First,
-                    KeepDuplicate::Last => crate::glob::index::KeepDuplicate::Last,
-                };
                 let (bytes, dups) = b.finish(keep)?;
                 (Some(bytes), finish_strings(dups, self.globs_added))
             }

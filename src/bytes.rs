@@ -20,11 +20,6 @@ pub fn slice<'a>(buf: &'a [u8], off: usize, len: usize, what: &str) -> Result<&'
 }
 
 #[inline]
-pub fn u8_at(buf: &[u8], off: usize, what: &str) -> Result<u8> {
-    Ok(slice(buf, off, 1, what)?[0])
-}
-
-#[inline]
 pub fn u16_le(buf: &[u8], off: usize, what: &str) -> Result<u16> {
     let b = slice(buf, off, 2, what)?;
     Ok(u16::from_le_bytes([b[0], b[1]]))

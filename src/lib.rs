@@ -30,6 +30,7 @@ mod value;
 mod builder;
 mod database;
 mod reload;
+mod sigbus;
 mod snapshot;
 mod validate;
 

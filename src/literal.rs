@@ -60,13 +60,7 @@ use crate::error::{Error, Result};
 use crate::hash::{fold_byte, key_hash};
 use std::cmp::Ordering;
 
-/// Which of several entries with equal keys survives.
-// TODO(integrator): use tree_builder's `KeepDuplicate` once it lands; this is an identical copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepDuplicate {
-    First,
-    Last,
-}
+pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 /// (kept entry_id, dropped entry_id) for every duplicate key the builder dropped.
 pub type DuplicatePairs = Vec<(u32, u32)>;
@@ -477,6 +471,7 @@ impl<'a> LiteralTable<'a> {
         self.entries
     }
 
+    #[cfg(test)] // entry-order access: used by the tests' cross-checks only
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
@@ -536,6 +531,7 @@ impl<'a> LiteralTable<'a> {
         Ok(())
     }
 
+    #[cfg(test)] // entry-order access: used by the tests' cross-checks only
     /// The entry with index `entry` (0..len, in slot order).
     pub fn get(&self, entry: u32) -> Result<LiteralHit<'a>> {
         let entry = entry as usize;
@@ -570,6 +566,7 @@ impl<'a> LiteralTable<'a> {
         }
     }
 
+    #[cfg(test)] // entry-order access: used by the tests' cross-checks only
     /// Every entry, in entry (slot) order.
     pub fn iter(&self) -> impl Iterator<Item = Result<LiteralHit<'a>>> + 'a {
         let table = *self;
@@ -822,6 +819,7 @@ impl<'a> LiteralTable<'a> {
         Ok((key, data_offset))
     }
 
+    #[cfg(test)] // entry-order access: used by the tests' cross-checks only
     fn entry_at_slot(&self, slot: usize) -> Result<LiteralHit<'a>> {
         let offset = self.slot_offset(slot)?;
         let (key, data_offset) = self.record(offset)?;

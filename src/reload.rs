@@ -302,8 +302,11 @@ pub(crate) struct Watcher {
     tx: mpsc::Sender<Msg>,
     thread: Option<JoinHandle<()>>,
     thread_id: ThreadId,
-    notify: Option<notify::RecommendedWatcher>,
+    /// Shared with the thread, which re-watches the directory when it is recreated.
+    notify: SharedNotify,
 }
+
+type SharedNotify = Arc<Mutex<Option<notify::RecommendedWatcher>>>;
 
 impl Watcher {
     pub fn spawn(shared: Arc<Shared>) -> Result<Watcher> {
@@ -314,6 +317,9 @@ impl Watcher {
         let opts = shared.reload.options.clone();
         let mut notify = None;
         let mut note = None;
+        // Taken before the watch is added: if the directory is replaced in between, the
+        // thread sees a different identity and watches again.
+        let watched = dir_identity(&dir);
         if !opts.force_polling {
             let tx2 = tx.clone();
             let made = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
@@ -341,10 +347,17 @@ impl Watcher {
                 note
             };
         }
+        let dir_watch = DirWatch {
+            enabled: notify.is_some(),
+            watched: watched.filter(|_| notify.is_some()),
+            notify: Arc::new(Mutex::new(notify)),
+            dir,
+        };
+        let notify = dir_watch.notify.clone();
         let stop2 = stop.clone();
         let thread = thread::Builder::new()
             .name("matchy-reload".into())
-            .spawn(move || watch_loop(shared, rx, stop2, opts))
+            .spawn(move || watch_loop(shared, rx, stop2, opts, dir_watch))
             .map_err(|e| Error::io(&path, e))?;
         Ok(Watcher {
             stop,
@@ -359,7 +372,8 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        drop(self.notify.take());
+        let notify = lock(&self.notify).take();
+        drop(notify);
         let _ = self.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
             // Dropped from inside the callback: the thread exits when the callback returns.
@@ -379,11 +393,82 @@ fn watch_dir(path: &Path) -> PathBuf {
     }
 }
 
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The inotify watch on the database's directory. A watch follows the directory's inode: once
+/// the directory is removed (and created again) it hears nothing more, so every wake-up checks
+/// that the directory is still the one watched and watches the new one otherwise.
+struct DirWatch {
+    notify: SharedNotify,
+    dir: PathBuf,
+    enabled: bool,
+    /// (device, inode) of the directory under watch; `None` while the watch is lost.
+    watched: Option<(u64, u64)>,
+}
+
+impl DirWatch {
+    /// The watch is lost (the directory is missing, or could not be watched again): check
+    /// often until it is back, since no event will say when.
+    fn lost(&self) -> bool {
+        self.enabled && self.watched.is_none()
+    }
+
+    /// Watch the directory again if it was replaced; true if it did (events may have been
+    /// missed meanwhile, so the caller should look now).
+    fn refresh(&mut self, shared: &Shared) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let now = dir_identity(&self.dir);
+        if now.is_some() && now == self.watched {
+            return false;
+        }
+        self.watched = None;
+        let Some(now) = now else {
+            return false;
+        };
+        let mut guard = lock(&self.notify);
+        let Some(w) = guard.as_mut() else {
+            return false; // being dropped
+        };
+        let _ = w.unwatch(&self.dir);
+        match w.watch(&self.dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                self.watched = Some(now);
+                true
+            }
+            Err(e) => {
+                lock(&shared.reload.stats).watch_note = Some(format!(
+                    "cannot watch {} again: {e}; polling",
+                    self.dir.display()
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// Poison the served mapping if its file now has the same inode but a new size or mtime.
+fn poison_if_modified_in_place(shared: &Shared) {
+    let current = shared.current.load();
+    if let (Some(served), Some(path)) = (current.identity(), shared.path.as_deref()) {
+        if let Ok(now) = FileIdentity::of_path(path) {
+            if current.is_mapped() && served.modified_in_place(&now) {
+                current.poison();
+            }
+        }
+    }
+}
+
 fn watch_loop(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
     stop: Arc<AtomicBool>,
     opts: ReloadOptions,
+    mut dir_watch: DirWatch,
 ) {
     let mut failures: u32 = 0;
     loop {
@@ -391,13 +476,19 @@ fn watch_loop(
             return;
         }
         // Wait for an event or the next poll tick (backing off after repeated failures).
-        let backoff = opts
-            .poll_interval
-            .saturating_mul(1u32 << failures.min(5))
-            .min(opts.max_backoff.max(opts.poll_interval));
+        let backoff = if dir_watch.lost() {
+            opts.debounce.max(Duration::from_millis(10))
+        } else {
+            opts.poll_interval
+                .saturating_mul(1u32 << failures.min(5))
+                .min(opts.max_backoff.max(opts.poll_interval))
+        };
         match rx.recv_timeout(backoff) {
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(Msg::Changed) => {
+                // An in-place write to the mapped file must stop readers at once, not after the
+                // debounce: they would read half-written bytes meanwhile.
+                poison_if_modified_in_place(&shared);
                 // Debounce: wait for a quiet period, but never longer than max_wait in all.
                 let first = Instant::now();
                 let mut quiet_until = first + opts.debounce;
@@ -414,6 +505,7 @@ fn watch_loop(
                     }
                 }
             }
+            Err(RecvTimeoutError::Timeout) if dir_watch.refresh(&shared) => {}
             Err(RecvTimeoutError::Timeout) => {
                 // Polling: a changed identity must hold still for the debounce period.
                 let before = shared
@@ -436,6 +528,7 @@ fn watch_loop(
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        dir_watch.refresh(&shared);
         match attempt(&shared, false) {
             Ok(Some(ev)) => {
                 match ev.kind {

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::entry::mask;
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::glob::index::GlobIndex;
 use crate::literal::LiteralTable;
 use crate::mmdb::metadata::{parse_metadata, Metadata};
 use crate::mmdb::tree::SearchTree;
+use crate::sigbus;
 use crate::validate::{self, ValidationLevel, ValidationReport};
 use crate::value::Value;
 
@@ -53,11 +55,13 @@ impl fmt::Display for EntryKind {
 pub(crate) enum Source<'a> {
     Text(&'a str),
     /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
-    /// `depth` the tree depth of the hit in bits of the query's family.
+    /// `depth` the tree depth of the hit: in IPv6 bits for IPv6 trees (IPv4 queries walk
+    /// `::a.b.c.d`), in IPv4 bits for IPv4 trees.
     Net {
         query: IpAddr,
         code: u8,
         depth: u8,
+        v6_tree: bool,
     },
 }
 
@@ -92,7 +96,13 @@ impl<'a> RawMatch<'a> {
 
     /// The network of an IP match (address with host bits cleared, prefix length).
     pub fn network(&self) -> Option<(IpAddr, u8)> {
-        let Source::Net { query, code, depth } = self.source else {
+        let Source::Net {
+            query,
+            code,
+            depth,
+            v6_tree,
+        } = self.source
+        else {
             return None;
         };
         let low32 = |ip: IpAddr| match ip {
@@ -113,7 +123,15 @@ impl<'a> RawMatch<'a> {
                 let len = code - 130;
                 (mask(IpAddr::V4(low32(query)), len), len)
             }
-            _ => (mask(query, depth), depth),
+            // No prefix table (plain .mmdb): the tree leaf, in the query's family (as other
+            // readers report it), except that an IPv4 query answered above the IPv4 subtree of
+            // an IPv6 tree (depth < 96) gets the IPv6 network that answered.
+            _ if v6_tree && query.is_ipv4() && depth >= 96 => {
+                (mask(IpAddr::V4(low32(query)), depth - 96), depth - 96)
+            }
+            _ if v6_tree => (mask(IpAddr::V6(as_v6(query)), depth), depth),
+            // An IPv4 tree answers ::ffff:a.b.c.d as a.b.c.d.
+            _ => (mask(IpAddr::V4(low32(query)), depth), depth),
         })
     }
 
@@ -197,9 +215,12 @@ pub(crate) struct Snapshot {
     views: Views<'static>,
     info: DatabaseInfo,
     identity: Option<FileIdentity>,
-    /// The file was found modified in place after this snapshot mapped it: lookups refuse to
-    /// read the mapping (it may be half-written or truncated).
-    poisoned: std::sync::atomic::AtomicBool,
+    /// The file was found modified in place after this snapshot mapped it (by the watcher, or
+    /// by a SIGBUS on a truncated page): lookups refuse to read the mapping. Boxed: the SIGBUS
+    /// guard holds its address.
+    poisoned: Box<AtomicBool>,
+    /// Unregisters the mapping from the SIGBUS guard; dropped before `backing`.
+    _sigbus: Option<sigbus::Guard>,
     backing: Backing,
 }
 
@@ -243,11 +264,17 @@ impl Snapshot {
         let file: &'static [u8] =
             unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let (views, info) = open_views(file)?;
+        let poisoned = Box::new(AtomicBool::new(false));
+        let guard = match &backing {
+            Backing::Mapped(m) => Some(sigbus::register(m.as_ptr(), m.len(), &poisoned)),
+            Backing::Owned(_) => None,
+        };
         Ok(Snapshot {
             views,
             info,
             identity,
-            poisoned: std::sync::atomic::AtomicBool::new(false),
+            poisoned,
+            _sigbus: guard,
             backing,
         })
     }
@@ -264,10 +291,6 @@ impl Snapshot {
         self.identity
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        self.backing.bytes()
-    }
-
     pub fn is_mapped(&self) -> bool {
         matches!(self.backing, Backing::Mapped(_))
     }
@@ -279,7 +302,7 @@ impl Snapshot {
 
     #[inline]
     fn check_poison(&self) -> Result<()> {
-        if self.poisoned.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::InvalidQuery {
                 query: String::new(),
                 what: "the database file was modified in place (it must be replaced by rename); \
@@ -325,15 +348,77 @@ impl Snapshot {
                 })
             })?;
         }
-        Ok(())
+        // A SIGBUS during the lookup replaced what it read with zeros: refuse the answer.
+        self.check_poison()
+    }
+
+    /// [`lookup_with`](Self::lookup_with) for many queries; `f` gets each query's index. The
+    /// literal probes of a group of queries overlap their memory waits (prefetching), which is
+    /// where batches gain: a hit costs a few dependent cache misses.
+    pub fn lookup_batch_with<'s>(
+        &'s self,
+        queries: &[&str],
+        mut f: impl FnMut(usize, RawMatch<'s>),
+    ) -> Result<()> {
+        const GROUP: usize = 32;
+        self.check_poison()?;
+        let v = self.views();
+        let mut keys: [&[u8]; GROUP] = [&[]; GROUP];
+        let mut hits = [None; GROUP];
+        for (g, chunk) in queries.chunks(GROUP).enumerate() {
+            if let Some(lit) = &v.literals {
+                for (k, q) in keys.iter_mut().zip(chunk) {
+                    *k = q.as_bytes();
+                }
+                lit.lookup_batch(&keys[..chunk.len()], &mut hits[..chunk.len()])?;
+            }
+            for (j, q) in chunk.iter().enumerate() {
+                let i = g * GROUP + j;
+                if let Some(ip) = parse_ip(q) {
+                    match self.lookup_ip(ip) {
+                        Ok(Some(m)) => f(i, m),
+                        Ok(None) | Err(Error::InvalidQuery { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if let Some(hit) = hits[j].take() {
+                    f(
+                        i,
+                        RawMatch {
+                            kind: EntryKind::Literal,
+                            source: Source::Text(hit.key),
+                            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+                        },
+                    );
+                }
+                if let Some(globs) = &v.globs {
+                    globs.for_each_match(q.as_bytes(), |hit| {
+                        f(
+                            i,
+                            RawMatch {
+                                kind: EntryKind::Glob,
+                                source: Source::Text(hit.pattern),
+                                value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+                            },
+                        )
+                    })?;
+                }
+            }
+        }
+        self.check_poison()
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<RawMatch<'_>>> {
-        self.check_poison()?;
         let v = self.views();
-        let Some(hit) = v.tree.lookup(ip)? else {
+        let v6_tree = v.tree.ip_version() == 6;
+        let (hit, depth_base) = match ip {
+            // In an IPv6 tree, IPv4 lives under ::/96: express the depth in IPv6 bits.
+            IpAddr::V4(a) => (v.tree.lookup_v4(a)?, v.tree.ipv4_start_depth()),
+            IpAddr::V6(a) => (v.tree.lookup_v6(a)?, 0),
+        };
+        let Some(hit) = hit else {
             return Ok(None);
         };
         let code = v
@@ -341,12 +426,15 @@ impl Snapshot {
             .get(hit.node as usize * 2 + hit.side as usize)
             .copied()
             .unwrap_or(0);
+        // Checked after reading: a SIGBUS during the walk zeroed what it read.
+        self.check_poison()?;
         Ok(Some(RawMatch {
             kind: EntryKind::Ip,
             source: Source::Net {
                 query: ip,
                 code,
-                depth: hit.depth,
+                depth: depth_base + hit.depth,
+                v6_tree,
             },
             value: Value::new(v.data, hit.data_offset, v.data_offset),
         }))

@@ -309,6 +309,7 @@ proptest! {
         let db = Database::from_bytes(b.build().unwrap()).unwrap();
         let mut qs = queries.clone();
         qs.extend(literals.iter().cloned());
+        let qs_all = qs.clone();
         for q in qs {
             let mut want: Vec<(EntryKind, String, u64)> = Vec::new();
             if let Some((l, i)) = lits.iter().find(|(l, _)| norm(l) == norm(&q)) {
@@ -322,6 +323,13 @@ proptest! {
                 }
             }
             prop_assert_eq!(answers(&db, &q), want, "query {:?}", q);
+        }
+        // The batch API answers exactly like one lookup per query.
+        let batch: Vec<&str> = qs_all.iter().map(|s| s.as_str()).collect();
+        let got = db.lookup_batch(&batch).unwrap();
+        for (q, ms) in batch.iter().zip(&got) {
+            let one: Vec<_> = ms.iter().map(|m| (m.kind(), m.entry().into_owned(), id_of(m))).collect();
+            prop_assert_eq!(one, answers(&db, q), "batch query {:?}", q);
         }
     }
 }

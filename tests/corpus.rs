@@ -172,6 +172,10 @@ fn every_well_formed_file_answers_like_the_maxminddb_crate() {
                 }
                 (Ok(None), Ok(r)) => assert!(!r.has_data(), "{}: {ip} missed", path.display()),
                 (Err(_), Err(_)) => {}
+                // matchy answers IPv4-mapped addresses in IPv4-only files (documented); the
+                // maxminddb crate refuses them.
+                (Ok(_), Err(_))
+                    if db.info().ip_version == 4 && ip.to_string().starts_with("::ffff:") => {}
                 (ours, theirs) => panic!(
                     "{}: {ip}: matchy {:?} vs maxminddb {:?}",
                     path.display(),

@@ -285,7 +285,7 @@ enum Token {
 }
 
 /// The token at `p[i]` (which must exist) and the position after it.
-#[inline]
+#[inline(always)]
 fn next_token(p: &[u8], i: usize) -> (Token, usize) {
     match p[i] {
         b'*' => (Token::Star, i + 1),
@@ -320,31 +320,210 @@ fn next_token(p: &[u8], i: usize) -> (Token, usize) {
 /// Does the whole `text` match `pattern`? ASCII case is ignored when `fold` is set. Never panics
 /// and runs in O(pattern × text) on any bytes.
 pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
+    // The literal head and tail are compared in place, byte by byte (an escape stands for the
+    // byte after it; folding leaves non-ASCII bytes alone, so bytes compare like characters);
+    // only what lies between them needs the backtracking matcher: `*.evil.com` reduces to a
+    // suffix comparison.
+    let n = pattern.len();
     let (mut p, mut t) = (0usize, 0usize);
-    // After a mismatch, retry with the last `*` swallowing one more character: (pattern position
-    // after that star, text position its next attempt starts at). Earlier stars never need
-    // revisiting: the last one can absorb anything they could.
+    while p < n {
+        let mut b = pattern[p];
+        match b {
+            b'*' | b'?' | b'[' => break,
+            b'\\' => {
+                p += 1;
+                match pattern.get(p) {
+                    Some(&escaped) => b = escaped,
+                    None => return false,
+                }
+            }
+            _ => {}
+        }
+        if !text.get(t).is_some_and(|&got| byte_eq(got, b, fold)) {
+            return false;
+        }
+        p += 1;
+        t += 1;
+    }
+    if p == n {
+        return t == text.len();
+    }
+    // The tail starts after the last wildcard.
+    let (mut tail_start, mut tail_escapes) = (p, 0usize);
+    let mut i = p;
+    while i < n {
+        match pattern[i] {
+            b'*' | b'?' => {
+                i += 1;
+                (tail_start, tail_escapes) = (i, 0);
+            }
+            b'[' => match class_bounds(pattern, i) {
+                ClassBounds::Ok { end, .. } => {
+                    i = end;
+                    (tail_start, tail_escapes) = (i, 0);
+                }
+                ClassBounds::Unterminated { .. } => return false,
+            },
+            b'\\' if i + 1 < n => {
+                tail_escapes += 1;
+                i += 2;
+            }
+            b'\\' => return false,
+            _ => i += 1,
+        }
+    }
+    let tail_len = n - tail_start - tail_escapes;
+    let Some(middle_end) = text.len().checked_sub(tail_len).filter(|&e| e >= t) else {
+        return false;
+    };
+    let (mut i, mut at) = (tail_start, middle_end);
+    while i < n {
+        if pattern[i] == b'\\' {
+            i += 1;
+        }
+        if !byte_eq(text[at], pattern[i], fold) {
+            return false;
+        }
+        i += 1;
+        at += 1;
+    }
+    match_wildcards(&pattern[p..tail_start], &text[t..middle_end], fold)
+}
+
+/// `(head, tail)`: the pattern's first `head` bytes are literal (no wildcard, no escape), and so
+/// are its last `tail` bytes, which follow its last wildcard (0 if an escape sits among them or
+/// the pattern has no wildcard). A pattern without wildcards or escapes is all head.
+pub(crate) fn literal_edges(pattern: &[u8]) -> (usize, usize) {
+    let special = |b: &u8| matches!(b, b'*' | b'?' | b'[' | b'\\');
+    let Some(head) = pattern.iter().position(special) else {
+        return (pattern.len(), 0);
+    };
+    let mut tail_start = pattern.len();
+    let mut i = head;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'*' | b'?' => {
+                i += 1;
+                tail_start = i;
+            }
+            b'[' => match class_bounds(pattern, i) {
+                ClassBounds::Ok { end, .. } => {
+                    i = end;
+                    tail_start = i;
+                }
+                ClassBounds::Unterminated { .. } => return (head, 0),
+            },
+            b'\\' => {
+                i += 2;
+                tail_start = pattern.len();
+            }
+            _ => i += 1,
+        }
+    }
+    (head, pattern.len().saturating_sub(tail_start))
+}
+
+/// [`glob_match`] for a pattern whose [`literal_edges`] are known: compares the literal edges in
+/// place and runs the matcher on the middle only. Edges that do not fit the pattern (corrupt
+/// hints) fall back to the full matcher.
+#[inline]
+pub(crate) fn glob_match_split(
+    pattern: &[u8],
+    head: usize,
+    tail: usize,
+    text: &[u8],
+    fold: bool,
+) -> bool {
+    let Some(middle_end) = pattern.len().checked_sub(tail).filter(|&e| e >= head) else {
+        return glob_match(pattern, text, fold);
+    };
+    if text.len() < head + tail {
+        return false;
+    }
+    let text_middle_end = text.len() - tail;
+    same(&text[..head], &pattern[..head], fold)
+        && same(&text[text_middle_end..], &pattern[middle_end..], fold)
+        && match_middle(
+            &pattern[head..middle_end],
+            &text[head..text_middle_end],
+            fold,
+        )
+}
+
+/// Matches the part of a pattern between its literal edges. Common middles take shortcuts:
+/// nothing, a lone `*`, and `*lit*lit*...*` (stars around plain literals), where taking each
+/// literal at its leftmost place is always right.
+#[inline]
+fn match_middle(middle: &[u8], text: &[u8], fold: bool) -> bool {
+    match middle {
+        [] => text.is_empty(),
+        [b'*'] => true,
+        [b'*', inner @ .., b'*'] if !inner.iter().any(|b| matches!(b, b'?' | b'[' | b'\\')) => {
+            let mut rest = text;
+            for literal in inner.split(|&b| b == b'*').filter(|l| !l.is_empty()) {
+                match find(rest, literal, fold) {
+                    Some(at) => rest = &rest[at + literal.len()..],
+                    None => return false,
+                }
+            }
+            true
+        }
+        _ => glob_match(middle, text, fold),
+    }
+}
+
+/// Leftmost position of `needle` (non-empty) in `haystack`.
+#[inline]
+fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
+    let last = haystack.len().checked_sub(needle.len())?;
+    let first = needle[0];
+    (0..=last).find(|&i| {
+        byte_eq(haystack[i], first, fold) && same(&haystack[i..i + needle.len()], needle, fold)
+    })
+}
+
+#[inline]
+fn byte_eq(a: u8, b: u8, fold: bool) -> bool {
+    a == b || (fold && a.eq_ignore_ascii_case(&b))
+}
+
+/// Byte-wise equality, ASCII letters folded when `fold` (non-ASCII bytes only equal
+/// themselves, so this is character equality for UTF-8). Short slices: a loop beats memcmp.
+#[inline]
+fn same(got: &[u8], lit: &[u8], fold: bool) -> bool {
+    got.len() == lit.len() && got.iter().zip(lit).all(|(&a, &b)| byte_eq(a, b, fold))
+}
+
+/// Classic matcher with one backtrack point, the last `*`: after a mismatch that star swallows
+/// one more character. Earlier stars never need revisiting (the last one can absorb anything
+/// they could), so the time is O(pattern × text).
+fn match_wildcards(pattern: &[u8], text: &[u8], fold: bool) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    // The last star: (pattern position after it, text position where what follows it was last
+    // tried). Plain literal bytes right after the star are searched for as a whole: the star
+    // only ever stops where they occur.
     let mut backtrack: Option<(usize, usize)> = None;
     loop {
         if p < pattern.len() {
             let (token, next_p) = next_token(pattern, p);
             let step = match token {
+                Token::Star if next_p == pattern.len() => return true,
                 Token::Star => {
-                    backtrack = Some((next_p, t));
-                    p = next_p;
+                    let run = plain_run(&pattern[next_p..]);
+                    let Some(at) = find_from(text, t, run, fold) else {
+                        return false;
+                    };
+                    backtrack = Some((next_p, at));
+                    p = next_p + run.len();
+                    t = at + run.len();
                     continue;
                 }
                 Token::Invalid => return false,
                 _ if t >= text.len() => None,
-                Token::Literal { start, len } => {
-                    let lit = &pattern[start..start + len];
-                    match text.get(t..t + len) {
-                        Some(got) if got == lit || (fold && got.eq_ignore_ascii_case(lit)) => {
-                            Some(len)
-                        }
-                        _ => None,
-                    }
-                }
+                Token::Literal { start, len } => text
+                    .get(t..t + len)
+                    .is_some_and(|got| same(got, &pattern[start..start + len], fold))
+                    .then_some(len),
                 Token::AnyChar => Some(char_len(text, t)),
                 Token::Class {
                     negated,
@@ -365,14 +544,36 @@ pub fn glob_match(pattern: &[u8], text: &[u8], fold: bool) -> bool {
         }
         match backtrack {
             Some((star_p, star_t)) if star_t < text.len() => {
-                let resume = star_t + char_len(text, star_t);
-                backtrack = Some((star_p, resume));
-                p = star_p;
-                t = resume;
+                let run = plain_run(&pattern[star_p..]);
+                let Some(at) = find_from(text, star_t + char_len(text, star_t), run, fold) else {
+                    return false;
+                };
+                backtrack = Some((star_p, at));
+                p = star_p + run.len();
+                t = at + run.len();
             }
             _ => return false,
         }
     }
+}
+
+/// The leading bytes of `pattern` that are plain literals (no wildcard, no escape).
+#[inline]
+fn plain_run(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+/// Leftmost position `>= from` where `needle` (possibly empty) occurs in `haystack`.
+#[inline]
+fn find_from(haystack: &[u8], from: usize, needle: &[u8], fold: bool) -> Option<usize> {
+    if needle.is_empty() {
+        return (from <= haystack.len()).then_some(from);
+    }
+    Some(from + find(haystack.get(from..)?, needle, fold)?)
 }
 
 /// A maximal run of literal characters in a glob (escapes resolved, ASCII-folded when the index
@@ -681,6 +882,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn split_matcher_agrees(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {
+            let (head, tail) = literal_edges(p.as_bytes());
+            prop_assert!(head + tail <= p.len());
+            prop_assert_eq!(
+                glob_match_split(p.as_bytes(), head, tail, t.as_bytes(), fold),
+                glob_match(p.as_bytes(), t.as_bytes(), fold),
+                "pattern {:?} text {:?} edges {:?}", p, t, (head, tail)
+            );
+        }
 
         #[test]
         fn matcher_agrees_with_oracle(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {

@@ -370,6 +370,7 @@ pub(crate) fn check_depth(depth: usize, base: u64, off: usize) -> Result<()> {
 /// Strictly check the whole value at `offset` (every pointer followed and in bounds, every
 /// string valid UTF-8, map keys strings, depth and size limits) and return the offset just past
 /// it (a pointer ends after its own bytes).
+#[cfg(test)]
 pub(crate) fn check_value(data: &[u8], offset: usize, base: u64) -> Result<usize> {
     ValueChecker::new().check(data, offset, base)
 }

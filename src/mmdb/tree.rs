@@ -26,6 +26,7 @@
 //! the node reached by 96 zero bits (the "IPv4 subtree"); writers commonly alias other prefixes
 //! (`::ffff:0:0/96`, `2002::/16`) to that same node, so a node may be reachable more than once.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
@@ -34,25 +35,241 @@ use crate::error::{Error, Result};
 /// `node_count + 1 ..= node_count + 15` would point into it.
 pub const DATA_SECTION_SEPARATOR_LEN: u32 = 16;
 
-/// A read-only view of a MaxMind DB search tree.
-#[derive(Clone, Copy, Debug)]
+/// A read-only view of a MaxMind DB search tree, with its [`TreeIndex`] (owned when made by
+/// [`new`](Self::new), borrowed when made by [`with_index`](Self::with_index)).
+#[derive(Clone, Debug)]
 pub struct SearchTree<'a> {
     tree: &'a [u8],
     node_count: u32,
     record_size: u16,
     ip_version: u16,
-    ipv4_start: Ipv4Start,
+    index: Cow<'a, TreeIndex>,
 }
 
-/// Where IPv4 lookups begin: found once in [`SearchTree::new`] so a lookup never walks the 96
-/// leading zero bits of an IPv6 tree.
-#[derive(Clone, Copy, Debug)]
-enum Ipv4Start {
-    /// The IPv4 subtree's root node (node 0 in an IPv4 tree).
-    Node(u32),
-    /// The 96-zero-bit path of an IPv6 tree ended early at this (left) record of `node`: the
-    /// record answers every IPv4 address.
-    Record { record: u32, node: u32 },
+/// What lookups precompute about a tree, owning no tree bytes (so a database can keep it next
+/// to its memory map): where the IPv4 and IPv4-mapped subtrees start, and two jump tables
+/// (root and IPv4 subtree) that replace the first [`JUMP_BITS`] steps of a lookup by one table
+/// read. Building it costs the same whatever the tree size: the two 96-bit paths and at most
+/// 2 * 2^13 record reads into two 32 KiB tables (tens of microseconds). Build it once per
+/// opened database; [`SearchTree::with_index`] then makes a view in O(1).
+#[derive(Clone)]
+pub struct TreeIndex {
+    tree_len: usize,
+    node_count: u32,
+    record_size: u16,
+    ip_version: u16,
+    /// Where `::/96` leads: IPv4 lookups start here (in an IPv4 tree, the root).
+    ipv4: Subtree,
+    /// Where `::ffff:0:0/96` leads (IPv6 trees; usually aliased to the IPv4 subtree).
+    mapped: Subtree,
+    /// Lookups in the IPv4 subtree after their first `JUMP_BITS` bits (if `ipv4` is a node).
+    ipv4_jump: Box<JumpTable>,
+    /// IPv6 lookups from the root after their first `JUMP_BITS` bits (IPv6 trees).
+    root_jump: Box<JumpTable>,
+}
+
+impl std::fmt::Debug for TreeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeIndex")
+            .field("node_count", &self.node_count)
+            .field("record_size", &self.record_size)
+            .field("ip_version", &self.ip_version)
+            .field("ipv4", &self.ipv4)
+            .field("mapped", &self.mapped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TreeIndex {
+    /// Indexes `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes). Fails on
+    /// a record size other than 24/28/32, an IP version other than 4/6, zero nodes, or a length
+    /// mismatch; damage inside the tree is left for lookups and `check` to report.
+    pub fn new(
+        tree_bytes: &[u8],
+        node_count: u32,
+        record_size: u16,
+        ip_version: u16,
+    ) -> Result<TreeIndex> {
+        check_shape(tree_bytes, node_count, record_size, ip_version)?;
+        let tree = Shape {
+            tree: tree_bytes,
+            node_count,
+            record_size,
+        };
+        let (mut ipv4, mut mapped, root_jump) = if ip_version == 6 {
+            let root_jump = tree.jump_table(0);
+            (
+                tree.follow_96_bits(0),
+                tree.follow_96_bits(0xFFFF),
+                root_jump,
+            )
+        } else {
+            let root = Subtree::Node {
+                node: 0,
+                jump: true,
+            };
+            (root, root, Box::new([JumpEntry::default(); 1 << JUMP_BITS]))
+        };
+        let mut ipv4_jump = Box::new([JumpEntry::default(); 1 << JUMP_BITS]);
+        if let Subtree::Node { node: ipv4, jump } = &mut ipv4 {
+            *jump = true;
+            ipv4_jump = tree.jump_table(*ipv4);
+            if let Subtree::Node { node, jump } = &mut mapped {
+                *jump = *node == *ipv4;
+            }
+        }
+        Ok(TreeIndex {
+            tree_len: tree_bytes.len(),
+            node_count,
+            record_size,
+            ip_version,
+            ipv4,
+            mapped,
+            ipv4_jump,
+            root_jump,
+        })
+    }
+}
+
+/// Rejects what no tree can be: bad record size or IP version, no nodes, wrong length.
+fn check_shape(
+    tree_bytes: &[u8],
+    node_count: u32,
+    record_size: u16,
+    ip_version: u16,
+) -> Result<()> {
+    if !matches!(record_size, 24 | 28 | 32) {
+        return Err(Error::corrupt(
+            0,
+            format!("search tree record size {record_size} is not 24, 28 or 32 bits"),
+        ));
+    }
+    if !matches!(ip_version, 4 | 6) {
+        return Err(Error::corrupt(
+            0,
+            format!("search tree IP version {ip_version} is not 4 or 6"),
+        ));
+    }
+    if node_count == 0 {
+        return Err(Error::corrupt(0, "search tree has no nodes (node_count 0)"));
+    }
+    let expected = u64::from(node_count) * u64::from(record_size) / 4;
+    if tree_bytes.len() as u64 != expected {
+        return Err(Error::corrupt(
+            0,
+            format!(
+                "search tree of {node_count} nodes with {record_size}-bit records needs \
+                 {expected} bytes, got {}",
+                tree_bytes.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The bare tree, for building a [`TreeIndex`].
+struct Shape<'a> {
+    tree: &'a [u8],
+    node_count: u32,
+    record_size: u16,
+}
+
+impl Shape<'_> {
+    /// A record of a node known to be `< node_count` (`None` only if the length check failed).
+    fn record(&self, node: u32, side: u32) -> Option<u32> {
+        match self.record_size {
+            24 => Record24::read(self.tree, node, side),
+            28 => Record28::read(self.tree, node, side),
+            _ => Record32::read(self.tree, node, side),
+        }
+    }
+
+    /// Follows the 96 bits `prefix` (the top 96 bits of an IPv6 address) from the root.
+    fn follow_96_bits(&self, prefix: u128) -> Subtree {
+        let mut node = 0u32;
+        for depth in 0..96 {
+            let side = (prefix >> (95 - depth)) as u32 & 1;
+            let record = self.record(node, side).unwrap_or(self.node_count);
+            if record >= self.node_count {
+                return Subtree::Record {
+                    record,
+                    node,
+                    side,
+                    depth: depth + 1,
+                };
+            }
+            node = record;
+        }
+        Subtree::Node { node, jump: false }
+    }
+
+    /// Walks the first `JUMP_BITS` bits of every address from `start` (a valid node index),
+    /// one level at a time: entry `p` of level `d + 1` extends entry `p >> 1` of level `d` by
+    /// bit `p & 1`. At most 2^(JUMP_BITS+1) record reads, whatever the tree size.
+    fn jump_table(&self, start: u32) -> Box<JumpTable> {
+        let mut table: Box<JumpTable> = Box::new([JumpEntry::default(); 1 << JUMP_BITS]);
+        table[0] = JumpEntry {
+            node: start,
+            depth: 0,
+        };
+        for level in 0..JUMP_BITS {
+            // Descending, so entry `p >> 1` of the previous level is read before it is replaced.
+            for p in (0..2usize << level).rev() {
+                let mut entry = table[p >> 1];
+                if entry.depth == level {
+                    match self.record(entry.node, p as u32 & 1) {
+                        Some(record) if record < self.node_count => {
+                            entry = JumpEntry {
+                                node: record,
+                                depth: level + 1,
+                            }
+                        }
+                        _ => {} // a leaf or a damaged record: the walk takes it from here
+                    }
+                }
+                table[p] = entry;
+            }
+        }
+        table
+    }
+}
+
+/// How many leading address bits a jump table resolves (2^12 entries of 8 bytes).
+pub const JUMP_BITS: u32 = 12;
+
+type JumpTable = [JumpEntry; 1 << JUMP_BITS];
+
+/// Resume a lookup at `node`, `depth` bits into the address. Entries stop one record short of
+/// a leaf or of anything invalid, so the ordinary walk produces every answer and every error.
+#[derive(Clone, Copy, Debug, Default)]
+struct JumpEntry {
+    node: u32,
+    depth: u32,
+}
+
+/// The end of a fixed 96-bit path from the root of an IPv6 tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subtree {
+    /// The path leads to `node` (at depth 96); `jump`: `ipv4_jump` starts at this node.
+    Node { node: u32, jump: bool },
+    /// The path ended early at record `side` of `node`, `depth` bits down: that record answers
+    /// every address under the path.
+    Record {
+        record: u32,
+        node: u32,
+        side: u32,
+        depth: u32,
+    },
+}
+
+impl Subtree {
+    /// Depth of the subtree's start, in IPv6 bits.
+    fn depth(self) -> u32 {
+        match self {
+            Subtree::Node { .. } => 96,
+            Subtree::Record { depth, .. } => depth,
+        }
+    }
 }
 
 /// Where a lookup ended: a data record of the tree.
@@ -65,7 +282,8 @@ pub struct TreeHit {
     /// Which record of `node`: 0 left, 1 right.
     pub side: u8,
     /// Prefix length of the tree leaf, in bits of the query's family: an IPv4 query in an IPv6
-    /// tree counts from the IPv4 subtree (0 if the answer was found above it).
+    /// tree counts from the IPv4 subtree (0 if the answer was found above it); an IPv6 query
+    /// counts from the root (`::ffff:a.b.c.d` through the alias: 96 + the IPv4 depth).
     pub depth: u8,
 }
 
@@ -79,61 +297,50 @@ pub struct TreeCheck {
 }
 
 impl<'a> SearchTree<'a> {
-    /// A view of `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes). Fails on
-    /// a record size other than 24/28/32, an IP version other than 4/6, zero nodes, or a length
-    /// mismatch. Costs O(1) apart from following the 96 left records to the IPv4 subtree.
+    /// A view of `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes) with
+    /// its own [`TreeIndex`] (see there for the cost and the errors).
     pub fn new(
         tree_bytes: &'a [u8],
         node_count: u32,
         record_size: u16,
         ip_version: u16,
     ) -> Result<Self> {
-        if !matches!(record_size, 24 | 28 | 32) {
-            return Err(Error::corrupt(
-                0,
-                format!("search tree record size {record_size} is not 24, 28 or 32 bits"),
-            ));
-        }
-        if !matches!(ip_version, 4 | 6) {
-            return Err(Error::corrupt(
-                0,
-                format!("search tree IP version {ip_version} is not 4 or 6"),
-            ));
-        }
-        if node_count == 0 {
-            return Err(Error::corrupt(0, "search tree has no nodes (node_count 0)"));
-        }
-        let expected = u64::from(node_count) * u64::from(record_size) / 4;
-        if tree_bytes.len() as u64 != expected {
+        let index = TreeIndex::new(tree_bytes, node_count, record_size, ip_version)?;
+        Ok(Self::from_parts(tree_bytes, Cow::Owned(index)))
+    }
+
+    /// A view of `tree_bytes` using an index built earlier from the same bytes: O(1). Fails if
+    /// the length differs from the indexed tree's. An index of other bytes of the same length
+    /// gives wrong answers or `Corrupt` errors, never a panic.
+    #[inline]
+    pub fn with_index(tree_bytes: &'a [u8], index: &'a TreeIndex) -> Result<Self> {
+        if tree_bytes.len() != index.tree_len {
             return Err(Error::corrupt(
                 0,
                 format!(
-                    "search tree of {node_count} nodes with {record_size}-bit records needs \
-                     {expected} bytes, got {}",
-                    tree_bytes.len()
+                    "search tree of {} bytes does not match its index (built for {} bytes)",
+                    tree_bytes.len(),
+                    index.tree_len
                 ),
             ));
         }
-        let mut tree = SearchTree {
-            tree: tree_bytes,
-            node_count,
-            record_size,
-            ip_version,
-            ipv4_start: Ipv4Start::Node(0),
-        };
-        if ip_version == 6 {
-            let mut node = 0u32;
-            for _ in 0..96 {
-                let record = tree.record(node, 0)?;
-                if record >= node_count {
-                    tree.ipv4_start = Ipv4Start::Record { record, node };
-                    return Ok(tree);
-                }
-                node = record;
-            }
-            tree.ipv4_start = Ipv4Start::Node(node);
+        Ok(Self::from_parts(tree_bytes, Cow::Borrowed(index)))
+    }
+
+    #[inline]
+    fn from_parts(tree: &'a [u8], index: Cow<'a, TreeIndex>) -> Self {
+        SearchTree {
+            tree,
+            node_count: index.node_count,
+            record_size: index.record_size,
+            ip_version: index.ip_version,
+            index,
         }
-        Ok(tree)
+    }
+
+    /// The index this view uses (clone it to keep it beyond the view).
+    pub fn index(&self) -> &TreeIndex {
+        &self.index
     }
 
     pub fn node_count(&self) -> u32 {
@@ -142,6 +349,17 @@ impl<'a> SearchTree<'a> {
 
     pub fn record_size(&self) -> u16 {
         self.record_size
+    }
+
+    /// Depth (in IPv6 bits) where IPv4 lookups start: 96 for the IPv4 subtree of an IPv6 tree,
+    /// less when that path ended early in a record, 0 in IPv4 trees. `lookup_v4`'s hit depth
+    /// counts from here.
+    pub fn ipv4_start_depth(&self) -> u8 {
+        if self.ip_version == 4 {
+            0
+        } else {
+            self.index.ipv4.depth() as u8
+        }
     }
 
     pub fn ip_version(&self) -> u16 {
@@ -164,16 +382,7 @@ impl<'a> SearchTree<'a> {
     /// [`lookup`](Self::lookup) for an IPv4 address.
     #[inline]
     pub fn lookup_v4(&self, ip: Ipv4Addr) -> Result<Option<TreeHit>> {
-        let start = match self.ipv4_start {
-            Ipv4Start::Node(node) => node,
-            Ipv4Start::Record { record, node } => return self.leaf(record, node, 0, 0),
-        };
-        let key = u32::from(ip);
-        match self.record_size {
-            24 => self.walk::<Record24, u32>(start, key),
-            28 => self.walk::<Record28, u32>(start, key),
-            _ => self.walk::<Record32, u32>(start, key),
-        }
+        self.lookup_in_subtree(self.index.ipv4, u32::from(ip))
     }
 
     /// [`lookup`](Self::lookup) for an IPv6 address.
@@ -186,24 +395,63 @@ impl<'a> SearchTree<'a> {
             };
         }
         let key = u128::from(ip);
+        // `::a.b.c.d` and `::ffff:a.b.c.d` skip their 96-bit paths (found in `new`).
+        let top = key >> 32;
+        if top == 0 || top == 0xFFFF {
+            let subtree = if top == 0 {
+                self.index.ipv4
+            } else {
+                self.index.mapped
+            };
+            let hit = self.lookup_in_subtree(subtree, key as u32)?;
+            return Ok(hit.map(|hit| TreeHit {
+                depth: hit.depth + subtree.depth() as u8,
+                ..hit
+            }));
+        }
+        let JumpEntry { node, depth } = self.index.root_jump[(key >> (128 - JUMP_BITS)) as usize];
+        let key = key << depth;
         match self.record_size {
-            24 => self.walk::<Record24, u128>(0, key),
-            28 => self.walk::<Record28, u128>(0, key),
-            _ => self.walk::<Record32, u128>(0, key),
+            24 => self.walk::<Record24, u128>(node, key, depth),
+            28 => self.walk::<Record28, u128>(node, key, depth),
+            _ => self.walk::<Record32, u128>(node, key, depth),
+        }
+    }
+
+    /// Looks up the last 32 bits of an address in a subtree; the hit's depth counts from the
+    /// subtree (0 if the subtree is a record).
+    #[inline(always)]
+    fn lookup_in_subtree(&self, subtree: Subtree, key: u32) -> Result<Option<TreeHit>> {
+        let (node, depth) = match subtree {
+            Subtree::Record {
+                record, node, side, ..
+            } => return self.leaf(record, node, side, 0),
+            Subtree::Node { node, jump: false } => (node, 0),
+            Subtree::Node { jump: true, .. } => {
+                let entry = self.index.ipv4_jump[(key >> (32 - JUMP_BITS)) as usize];
+                (entry.node, entry.depth)
+            }
+        };
+        let key = key << depth;
+        match self.record_size {
+            24 => self.walk::<Record24, u32>(node, key, depth),
+            28 => self.walk::<Record28, u32>(node, key, depth),
+            _ => self.walk::<Record32, u32>(node, key, depth),
         }
     }
 
     /// The hot loop: one specialisation per (record size, address width). `node` is a valid node
-    /// index on entry (the root, or the IPv4 subtree found in `new`).
+    /// index on entry, `depth` address bits are consumed and `key` holds the rest, most
+    /// significant first.
     #[inline(always)]
     fn walk<R: RecordLayout, K: AddressBits>(
         &self,
         mut node: u32,
         mut key: K,
+        mut depth: u32,
     ) -> Result<Option<TreeHit>> {
         let tree = self.tree;
         let node_count = self.node_count;
-        let mut depth = 0u32;
         loop {
             let side = key.top_bit();
             key = key.shift_left_one();
@@ -237,22 +485,23 @@ impl<'a> SearchTree<'a> {
                 side: side as u8,
                 depth: depth as u8,
             })),
-            None => Err(self.into_separator(node, side, record)),
+            None => Err(self.points_into_separator(node, side, record)),
         }
     }
 
     /// Validates the whole tree against a data section of `data_section_len` bytes: every node
     /// reachable from the root, every record a node index, "not found", or data inside the data
     /// section, no path longer than the address width (32 or 128 bits, counting every path
-    /// through nodes shared by aliases). Memory: two bitsets of `node_count` bits, the returned
-    /// offsets, and one entry per extra reference to an already reached node.
+    /// through nodes shared by aliases). Memory: two bitsets of `node_count` bits, one of
+    /// `data_section_len` bits, the returned offsets, and 5 bytes per node reached more than once.
     pub fn check(&self, data_section_len: usize) -> Result<TreeCheck> {
         let width: u32 = if self.ip_version == 4 { 32 } else { 128 };
         let node_count = self.node_count;
         let mut reached = BitSet::new(node_count);
         let mut shared = BitSet::new(node_count);
         let mut any_shared = false;
-        let mut data_records: Vec<u32> = Vec::new();
+        // One bit per data-section byte: 1/8 of the data section, and no sorting.
+        let mut data_records = BitSet::new(u32::try_from(data_section_len).unwrap_or(u32::MAX));
         let mut reachable_nodes = 0u32;
         // Depth-first, marking a node when it is pushed: the stack holds at most one pending
         // sibling per level, so it stays below 2 * width entries.
@@ -279,7 +528,7 @@ impl<'a> SearchTree<'a> {
                     continue;
                 }
                 let Some(data_offset) = past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN) else {
-                    return Err(self.into_separator(node, side, record));
+                    return Err(self.points_into_separator(node, side, record));
                 };
                 if data_offset as usize >= data_section_len {
                     return Err(Error::corrupt(
@@ -290,7 +539,7 @@ impl<'a> SearchTree<'a> {
                         ),
                     ));
                 }
-                data_records.push(data_offset);
+                data_records.insert(data_offset);
             }
         }
         if let Some(unreached) = reached.first_missing() {
@@ -302,10 +551,8 @@ impl<'a> SearchTree<'a> {
         if any_shared {
             self.check_shared_depths(&shared, width)?;
         }
-        data_records.sort_unstable();
-        data_records.dedup();
         Ok(TreeCheck {
-            data_offsets: data_records.into_iter().map(|o| o as usize).collect(),
+            data_offsets: data_records.iter().map(|o| o as usize).collect(),
             reachable_nodes,
         })
     }
@@ -384,12 +631,14 @@ impl<'a> SearchTree<'a> {
         if node >= self.node_count {
             return Err(self.node_out_of_bounds(node));
         }
-        let record = match self.record_size {
-            24 => Record24::read(self.tree, node, side),
-            28 => Record28::read(self.tree, node, side),
-            _ => Record32::read(self.tree, node, side),
+        let shape = Shape {
+            tree: self.tree,
+            node_count: self.node_count,
+            record_size: self.record_size,
         };
-        record.ok_or_else(|| self.node_out_of_bounds(node))
+        shape
+            .record(node, side)
+            .ok_or_else(|| self.node_out_of_bounds(node))
     }
 
     /// File offset of the first byte of a record (the shared middle byte for a 28-bit right one).
@@ -419,7 +668,7 @@ impl<'a> SearchTree<'a> {
     }
 
     #[cold]
-    fn into_separator(&self, node: u32, side: u32, record: u32) -> Error {
+    fn points_into_separator(&self, node: u32, side: u32, record: u32) -> Error {
         Error::corrupt(
             self.record_offset(node, side),
             format!(
@@ -579,7 +828,7 @@ impl SearchTree<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mmdb::tree_builder::tests::{build, mmdb_file, view, Net};
+    use crate::mmdb::tree_builder::tests::{build, view, Net};
     use crate::mmdb::tree_builder::KeepDuplicate;
     use proptest::prelude::*;
 
@@ -753,6 +1002,37 @@ mod tests {
         assert!(SearchTree::new(&bytes, 1, 20, 4).is_err());
         assert!(SearchTree::new(&bytes, 1, 24, 5).is_err());
         assert!(SearchTree::new(&[], 0, 24, 4).is_err());
+    }
+
+    #[test]
+    fn borrowed_index_answers_like_an_owned_one() {
+        let nets = [
+            (Net::V4(0x0A00_0000, 8), 1u32),
+            (Net::V4(0x0A01_0000, 16), 2),
+            (Net::V6(0x2001_0db8 << 96, 32), 3),
+        ];
+        let built = build(6, &nets, None, 5, KeepDuplicate::First);
+        let index = TreeIndex::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
+        let owned = view(&built);
+        for ip in [
+            "10.1.2.3",
+            "10.2.3.4",
+            "::ffff:10.1.0.1",
+            "::10.9.9.9",
+            "2001:db8::1",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let borrowed = SearchTree::with_index(&built.bytes, &index).unwrap();
+            assert_eq!(
+                borrowed.lookup(ip).unwrap(),
+                owned.lookup(ip).unwrap(),
+                "{ip}"
+            );
+        }
+        assert!(SearchTree::with_index(&built.bytes[..6], &index).is_err());
+        let index4 = TreeIndex::new(&tree24(&[[1, 1]]), 1, 24, 4).unwrap();
+        assert!(SearchTree::with_index(&built.bytes, &index4).is_err());
     }
 
     #[test]
@@ -951,5 +1231,291 @@ mod tests {
             (_, 0) => n[..4].copy_from_slice(&v),
             (_, _) => n[4..].copy_from_slice(&v),
         }
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::mmdb::tree_builder::tests::mmdb_file;
+    use crate::mmdb::tree_builder::{KeepDuplicate, TreeBuilder};
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Wall nanoseconds of one call. The machine is shared, so callers keep the minimum of many
+    /// interleaved runs: the run nobody interrupted.
+    fn run_time<F: FnMut() -> usize>(mut f: F) -> f64 {
+        let t = Instant::now();
+        black_box(f());
+        t.elapsed().as_nanos() as f64
+    }
+
+    /// Best of 15 interleaved runs of each side: (ours, theirs) in lookups per second.
+    fn race(
+        queries: &[IpAddr],
+        tree: &SearchTree<'_>,
+        reader: &maxminddb::Reader<Vec<u8>>,
+    ) -> (f64, f64) {
+        let (mut ours, mut theirs) = (f64::MAX, f64::MAX);
+        for _ in 0..15 {
+            ours = ours.min(run_time(|| {
+                let mut sum = 0usize;
+                for &ip in queries {
+                    if let Some(hit) = tree.lookup(black_box(ip)).unwrap() {
+                        sum += hit.data_offset;
+                    }
+                }
+                sum
+            }));
+            theirs = theirs.min(run_time(|| {
+                let mut sum = 0usize;
+                for &ip in queries {
+                    if let Some(off) = reader.lookup(black_box(ip)).unwrap().offset() {
+                        sum += off;
+                    }
+                }
+                sum
+            }));
+        }
+        let n = queries.len() as f64 * 1e9;
+        (n / ours, n / theirs)
+    }
+
+    fn report(label: &str, (ours, theirs): (f64, f64)) {
+        println!(
+            "  {label:>22}: matchy {:6.1} M lookups/s, maxminddb {:6.1} M lookups/s ({:.2}x)",
+            ours / 1e6,
+            theirs / 1e6,
+            ours / theirs
+        );
+    }
+
+    fn run(version: u16, slash32: usize, slash24: usize, layout: (u32, u32)) {
+        let mut x = 0x1234_5678_9ABC_DEF1u64;
+        let t = Instant::now();
+        let mut b = TreeBuilder::new(version);
+        b.set_block_heights(layout.0, layout.1);
+        let mut inserted = Vec::new();
+        for i in 0..slash32 + slash24 {
+            let a = xorshift(&mut x) as u32;
+            let len = if i < slash32 { 32 } else { 24 };
+            inserted.push(a);
+            b.insert(IpAddr::V4(a.into()), len, (i % 1000) as u32, i as u32)
+                .unwrap();
+        }
+        let built = b.finish(1000, KeepDuplicate::First).unwrap();
+        let build_time = t.elapsed();
+        let file = mmdb_file(&built, 1000);
+        let tree =
+            SearchTree::new(&built.bytes, built.node_count, built.record_size, version).unwrap();
+        let reader = maxminddb::Reader::from_source(file).unwrap();
+        println!(
+            "v{version} tree: {} nodes, {}-bit records, {} KB, built in {:?} (wall)",
+            built.node_count,
+            built.record_size,
+            built.bytes.len() >> 10,
+            build_time
+        );
+        let t = Instant::now();
+        for _ in 0..100 {
+            black_box(
+                SearchTree::new(&built.bytes, built.node_count, built.record_size, version)
+                    .unwrap(),
+            );
+        }
+        println!(
+            "  SearchTree::new: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e4
+        );
+        for (label, hit_share) in [("random v4", 0u64), ("v4 in networks", 1)] {
+            let queries: Vec<IpAddr> = (0..500_000)
+                .map(|i| {
+                    let r = xorshift(&mut x);
+                    let a = if hit_share != 0 && i % hit_share == 0 {
+                        inserted[(r as usize >> 8) % inserted.len()] ^ (r as u32 & 0xFF)
+                    } else {
+                        r as u32
+                    };
+                    IpAddr::V4(a.into())
+                })
+                .collect();
+            report(label, race(&queries, &tree, &reader));
+        }
+        // A view per lookup over a kept index, as a database holding a memory map would do.
+        let index = tree.index().clone();
+        let queries: Vec<IpAddr> = (0..500_000)
+            .map(|_| IpAddr::V4((xorshift(&mut x) as u32).into()))
+            .collect();
+        let (mut shared, mut per_lookup) = (f64::MAX, f64::MAX);
+        for _ in 0..15 {
+            shared = shared.min(run_time(|| {
+                let view = SearchTree::with_index(&built.bytes, &index).unwrap();
+                queries
+                    .iter()
+                    .filter(|&&ip| view.lookup(ip).unwrap().is_some())
+                    .count()
+            }));
+            per_lookup = per_lookup.min(run_time(|| {
+                queries
+                    .iter()
+                    .filter(|&&ip| {
+                        let view = SearchTree::with_index(&built.bytes, &index).unwrap();
+                        view.lookup(black_box(ip)).unwrap().is_some()
+                    })
+                    .count()
+            }));
+        }
+        println!(
+            "  random v4, one view: {:.1} M/s; a view per lookup: {:.1} M/s",
+            queries.len() as f64 / shared * 1e3,
+            queries.len() as f64 / per_lookup * 1e3
+        );
+    }
+
+    /// An IPv6 tree of random /48s and /64s under 2000::/4 plus IPv4 /24s, queried with IPv6
+    /// addresses inside its networks.
+    fn run_v6(networks: usize, layout: (u32, u32)) {
+        let mut x = 0x0DDB_A11C_AFE5_F00Du64;
+        let mut b = TreeBuilder::new(6);
+        b.set_block_heights(layout.0, layout.1);
+        let mut inserted = Vec::new();
+        for i in 0..networks {
+            let r = u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x));
+            let (addr, len) = match i % 3 {
+                0 => ((0x2 << 124) | (r >> 4), 48),
+                1 => ((0x2 << 124) | (r >> 4), 64),
+                _ => (r & 0xFFFF_FFFF, 96 + 24),
+            };
+            inserted.push(addr);
+            b.insert(IpAddr::V6(addr.into()), len, (i % 1000) as u32, i as u32)
+                .unwrap();
+        }
+        let built = b.finish(1000, KeepDuplicate::First).unwrap();
+        let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
+        let reader = maxminddb::Reader::from_source(mmdb_file(&built, 1000)).unwrap();
+        println!("v6 tree of v6 networks: {} nodes", built.node_count);
+        let queries: Vec<IpAddr> = (0..500_000)
+            .map(|_| {
+                let r = xorshift(&mut x);
+                IpAddr::V6((inserted[r as usize % inserted.len()] ^ u128::from(r as u16)).into())
+            })
+            .collect();
+        report("v6 in networks", race(&queries, &tree, &reader));
+    }
+
+    /// `cargo test --release --lib mmdb::tree::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn lookup_speed() {
+        let layout = (12, 3);
+        run(4, 1_000, 500, layout);
+        run(4, 100_000, 50_000, layout);
+        run(6, 100_000, 50_000, layout);
+        run_v6(100_000, layout);
+    }
+
+    /// Deterministic stand-in for cache misses: distinct 64-byte lines a lookup touches below the
+    /// jump table, per layout (block heights), for the same networks and queries.
+    #[test]
+    #[ignore]
+    fn layout_lines_touched() {
+        let mut x = 0x1234_5678_9ABC_DEF1u64;
+        let nets: Vec<(u32, u8)> = (0..150_000)
+            .map(|i| (xorshift(&mut x) as u32, if i < 100_000 { 32 } else { 24 }))
+            .collect();
+        let queries: Vec<u32> = (0..200_000)
+            .map(|_| {
+                let r = xorshift(&mut x);
+                nets[(r as usize >> 8) % nets.len()].0 ^ (r as u32 & 0xFF)
+            })
+            .collect();
+        for layout in [(1u32, 1u32), (12, 1), (12, 2), (12, 3), (12, 4), (12, 6)] {
+            let mut b = TreeBuilder::new(4);
+            b.set_block_heights(layout.0, layout.1);
+            for (i, &(a, len)) in nets.iter().enumerate() {
+                b.insert(IpAddr::V4(a.into()), len, i as u32 % 1000, i as u32)
+                    .unwrap();
+            }
+            let t = b.finish(1000, KeepDuplicate::First).unwrap();
+            let tree = SearchTree::new(&t.bytes, t.node_count, t.record_size, 4).unwrap();
+            let (mut lines, mut steps) = (0usize, 0usize);
+            let mut touched = Vec::new();
+            for &q in &queries {
+                touched.clear();
+                let mut node = 0u32;
+                for depth in 0..32 {
+                    if depth >= JUMP_BITS {
+                        touched.push(node as usize * 6 / 64);
+                        steps += 1;
+                    }
+                    let record = tree.record(node, (q >> (31 - depth)) & 1).unwrap();
+                    if record >= t.node_count {
+                        break;
+                    }
+                    node = record;
+                }
+                touched.dedup();
+                lines += touched.len();
+            }
+            println!(
+                "layout {layout:?}: {:.2} lines / lookup over {:.2} nodes",
+                lines as f64 / queries.len() as f64,
+                steps as f64 / queries.len() as f64
+            );
+        }
+    }
+
+    fn peak_rss_mb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    }
+
+    /// The builder at scale: 10 million random /32s and /24s.
+    #[test]
+    #[ignore]
+    fn build_ten_million() {
+        let mut x = 0x5EED_0000_1234_5678u64;
+        let before = peak_rss_mb();
+        let t = Instant::now();
+        let mut b = TreeBuilder::new(6);
+        for i in 0..10_000_000u32 {
+            let a = xorshift(&mut x) as u32;
+            let len = if i % 2 == 0 { 32 } else { 24 };
+            b.insert(IpAddr::V4(a.into()), len, i % 1_000_000, i)
+                .unwrap();
+        }
+        let inserted = t.elapsed();
+        let built = b.finish(1_000_000, KeepDuplicate::First).unwrap();
+        println!(
+            "10M networks: {} nodes, {}-bit records, {} duplicates; insert {:?}, finish {:?}, \
+             peak RSS {} MB (+{} MB)",
+            built.node_count,
+            built.record_size,
+            built.duplicates.len(),
+            inserted,
+            t.elapsed() - inserted,
+            peak_rss_mb(),
+            peak_rss_mb() - before
+        );
+        let t = Instant::now();
+        let tree = SearchTree::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
+        let check = tree.check(1_000_000).unwrap();
+        println!(
+            "check: {:?}, {} offsets",
+            t.elapsed(),
+            check.data_offsets.len()
+        );
     }
 }
