@@ -576,7 +576,8 @@ struct matchy_t *matchy_open(const char *path);
  * `path` is NULL or a NUL-terminated string; `opts` is NULL or points to an options struct
  * initialised by `matchy_init_open_options`.
  */
-struct matchy_t *matchy_open_with_options(const char *path, const struct matchy_open_options_t *opts);
+struct matchy_t *matchy_open_with_options(const char *path,
+                                          const struct matchy_open_options_t *opts);
 
 /**
  * Open a database held in memory: the `len` bytes at `data` are copied, so the caller may
@@ -734,7 +735,10 @@ int matchy_lookup(const struct matchy_t *db, const char *query, struct matchy_re
  * `db` is NULL or a live handle; `query` is NULL or points to `len` readable bytes; `result` as
  * for `matchy_lookup`.
  */
-int matchy_lookup_n(const struct matchy_t *db, const char *query, size_t len, struct matchy_result_t *result);
+int matchy_lookup_n(const struct matchy_t *db,
+                    const char *query,
+                    size_t len,
+                    struct matchy_result_t *result);
 
 /**
  * The IP network (longest prefix) holding an address given as raw bytes in network order:
@@ -745,7 +749,10 @@ int matchy_lookup_n(const struct matchy_t *db, const char *query, size_t len, st
  * `db` is NULL or a live handle; `addr` is NULL or points to `len` readable bytes; `result`
  * as for `matchy_lookup`.
  */
-int matchy_lookup_ip_bytes(const struct matchy_t *db, const uint8_t *addr, size_t len, struct matchy_result_t *result);
+int matchy_lookup_ip_bytes(const struct matchy_t *db,
+                           const uint8_t *addr,
+                           size_t len,
+                           struct matchy_result_t *result);
 
 /**
  * The IP network holding the address of a `struct sockaddr_in` (`AF_INET`) or
@@ -757,7 +764,9 @@ int matchy_lookup_ip_bytes(const struct matchy_t *db, const uint8_t *addr, size_
  * `db` is NULL or a live handle; `addr` is NULL or points to a complete `sockaddr_in` or
  * `sockaddr_in6` as its family says; `result` as for `matchy_lookup`.
  */
-int matchy_lookup_sockaddr(const struct matchy_t *db, const struct sockaddr *addr, struct matchy_result_t *result);
+int matchy_lookup_sockaddr(const struct matchy_t *db,
+                           const struct sockaddr *addr,
+                           struct matchy_result_t *result);
 
 /**
  * How many matches the result holds (0 for NULL or an empty result).
@@ -793,7 +802,9 @@ int matchy_result_entry(const struct matchy_result_t *result, size_t index, cons
  * # Safety
  * `result` is NULL or a live result; `out` is NULL or writable.
  */
-int matchy_result_network(const struct matchy_result_t *result, size_t index, struct matchy_network_t *out);
+int matchy_result_network(const struct matchy_result_t *result,
+                          size_t index,
+                          struct matchy_network_t *out);
 
 /**
  * The value at `path` in match `index`'s data: `path` is a NULL-terminated array of map keys
@@ -806,7 +817,10 @@ int matchy_result_network(const struct matchy_result_t *result, size_t index, st
  * `result` is NULL or a live result; `path` is NULL or a NULL-terminated array of
  * NUL-terminated strings; `out` is NULL or writable.
  */
-int matchy_result_get_value(const struct matchy_result_t *result, size_t index, const char *const *path, struct matchy_value_t *out);
+int matchy_result_get_value(const struct matchy_result_t *result,
+                            size_t index,
+                            const char *const *path,
+                            struct matchy_value_t *out);
 
 /**
  * Match `index`'s whole data as compact JSON (maps in file order, integers exact, bytes as
@@ -826,7 +840,10 @@ int matchy_result_data_json(const struct matchy_result_t *result, size_t index, 
  * `result` is NULL or a live result; `path` as for `matchy_result_get_value`; `json` is NULL
  * or writable.
  */
-int matchy_result_value_json(const struct matchy_result_t *result, size_t index, const char *const *path, char **json);
+int matchy_result_value_json(const struct matchy_result_t *result,
+                             size_t index,
+                             const char *const *path,
+                             char **json);
 
 /**
  * Release a string returned by matchy (`matchy_result_data_json`, `matchy_result_value_json`).
