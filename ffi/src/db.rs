@@ -83,9 +83,8 @@ pub struct matchy_reload_event_t {
 /// returning (if the file changes that early), so publish your handle to it with the usual
 /// care. No callback runs after `matchy_close` has returned. It must not throw (C++) or
 /// `longjmp` out: that would abort the process.
-pub type matchy_reload_callback_t = Option<
-    unsafe extern "C" fn(event: *const matchy_reload_event_t, user_data: *mut c_void),
->;
+pub type matchy_reload_callback_t =
+    Option<unsafe extern "C" fn(event: *const matchy_reload_event_t, user_data: *mut c_void)>;
 
 /// Options for `matchy_open_with_options`. Always start with `matchy_init_open_options`, which
 /// sets `struct_size` and the defaults, then change fields: new fields may be added at the end

@@ -88,10 +88,15 @@ fn wrong_thread() -> Failure {
 impl matchy_result_t {
     /// Drop the matches (and strings) held, on the owning thread only.
     fn release(&mut self) -> Outcome<()> {
+        self.release_on(current_thread())
+    }
+
+    /// `release` for a caller that already knows it runs on thread `me`.
+    fn release_on(&mut self, me: usize) -> Outcome<()> {
         if matches!(self.held, Held::Empty) {
             return Ok(());
         }
-        if self.owner != current_thread() {
+        if self.owner != me {
             return Err(wrong_thread());
         }
         self.held = Held::Empty;
@@ -99,15 +104,14 @@ impl matchy_result_t {
         Ok(())
     }
 
-    fn store(&mut self, held: Held) -> c_int {
-        let found = held.len() > 0;
-        self.held = if found { held } else { Held::Empty };
-        self.owner = current_thread();
-        if found {
-            MATCHY_OK
-        } else {
-            MATCHY_NOT_FOUND
+    /// Keep the outcome of a lookup made on thread `me` (after `release_on`).
+    fn store(&mut self, held: Held, me: usize) -> c_int {
+        if held.len() == 0 {
+            return MATCHY_NOT_FOUND;
         }
+        self.held = held;
+        self.owner = me;
+        MATCHY_OK
     }
 
     fn check_thread(&self) -> Outcome<()> {
@@ -149,10 +153,14 @@ impl Arena {
         let room = self.chunks.last().map_or(0, |c| c.len() - self.used);
         if room < need {
             let size = need.max(ARENA_CHUNK);
-            self.chunks.push(vec![Cell::new(0u8); size].into_boxed_slice());
+            self.chunks
+                .push(vec![Cell::new(0u8); size].into_boxed_slice());
             self.used = 0;
         }
-        let chunk = self.chunks.last().expect("a chunk with room was just ensured");
+        let chunk = self
+            .chunks
+            .last()
+            .expect("a chunk with room was just ensured");
         let dst = &chunk[self.used..self.used + need];
         // SAFETY: `dst` is `need` = len + 1 bytes of `Cell<u8>` (same layout as `u8`), which
         // may be written through a shared reference; `text` is a distinct allocation.
@@ -227,15 +235,16 @@ pub unsafe extern "C" fn matchy_result_clear(result: *mut matchy_result_t) -> c_
     })
 }
 
-/// The result to fill, emptied.
+/// The result to fill, emptied, and the calling thread's identity (for `store`).
 ///
 /// # Safety
 /// `result` is NULL or a live result not used by another thread during the call.
-unsafe fn fresh<'a>(result: *mut matchy_result_t) -> Outcome<&'a mut matchy_result_t> {
+unsafe fn fresh<'a>(result: *mut matchy_result_t) -> Outcome<(&'a mut matchy_result_t, usize)> {
     // SAFETY: per the contract.
     let r = unsafe { result.as_mut() }.ok_or_else(|| Failure::null("result"))?;
-    r.release()?;
-    Ok(r)
+    let me = current_thread();
+    r.release_on(me)?;
+    Ok((r, me))
 }
 
 /// Every entry matching the NUL-terminated UTF-8 `query`, in a fixed order: the IP network
@@ -254,10 +263,10 @@ pub unsafe extern "C" fn matchy_lookup(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract (all three).
-        let r = unsafe { fresh(result) }?;
+        let (r, me) = unsafe { fresh(result) }?;
         let h = unsafe { handle(db) }?;
         let q = unsafe { c_str(query, "query") }?;
-        Ok(r.store(Held::Text(h.db.lookup(q)?)))
+        Ok(r.store(Held::Text(h.db.lookup(q)?), me))
     })
 }
 
@@ -277,7 +286,7 @@ pub unsafe extern "C" fn matchy_lookup_n(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { fresh(result) }?;
+        let (r, me) = unsafe { fresh(result) }?;
         let h = unsafe { handle(db) }?;
         if query.is_null() {
             return Err(Failure::null("query"));
@@ -289,14 +298,14 @@ pub unsafe extern "C" fn matchy_lookup_n(
         }
         let q = std::str::from_utf8(bytes)
             .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, "query is not valid UTF-8"))?;
-        Ok(r.store(Held::Text(h.db.lookup(q)?)))
+        Ok(r.store(Held::Text(h.db.lookup(q)?), me))
     })
 }
 
-fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, ip: IpAddr) -> Outcome {
+fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, me: usize, ip: IpAddr) -> Outcome {
     Ok(match h.db.lookup_ip(ip)? {
-        Some(m) => r.store(Held::Ip(m)),
-        None => r.store(Held::Empty),
+        Some(m) => r.store(Held::Ip(m), me),
+        None => MATCHY_NOT_FOUND,
     })
 }
 
@@ -316,14 +325,16 @@ pub unsafe extern "C" fn matchy_lookup_ip_bytes(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { fresh(result) }?;
+        let (r, me) = unsafe { fresh(result) }?;
         let h = unsafe { handle(db) }?;
         if addr.is_null() {
             return Err(Failure::null("addr"));
         }
         let ip = match len {
             // SAFETY: non-NULL with `len` (4) readable bytes per the contract.
-            4 => IpAddr::V4(Ipv4Addr::from(unsafe { addr.cast::<[u8; 4]>().read_unaligned() })),
+            4 => IpAddr::V4(Ipv4Addr::from(unsafe {
+                addr.cast::<[u8; 4]>().read_unaligned()
+            })),
             // SAFETY: as above (16 bytes).
             16 => IpAddr::V6(Ipv6Addr::from(unsafe {
                 addr.cast::<[u8; 16]>().read_unaligned()
@@ -334,7 +345,7 @@ pub unsafe extern "C" fn matchy_lookup_ip_bytes(
                 )))
             }
         };
-        lookup_ip(h, r, ip)
+        lookup_ip(h, r, me, ip)
     })
 }
 
@@ -354,7 +365,7 @@ pub unsafe extern "C" fn matchy_lookup_sockaddr(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { fresh(result) }?;
+        let (r, me) = unsafe { fresh(result) }?;
         let h = unsafe { handle(db) }?;
         if addr.is_null() {
             return Err(Failure::null("addr"));
@@ -383,7 +394,7 @@ pub unsafe extern "C" fn matchy_lookup_sockaddr(
                 )))
             }
         };
-        lookup_ip(h, r, ip)
+        lookup_ip(h, r, me, ip)
     })
 }
 
@@ -586,30 +597,48 @@ pub struct matchy_value_t {
 
 const MAX_PATH: usize = 256;
 
-/// Collect a NULL-terminated array of NUL-terminated UTF-8 strings.
+/// Steps of a path kept on the stack (the common case: no allocation per value read).
+const INLINE_STEPS: usize = 8;
+
+/// Call `f` with a NULL-terminated array of NUL-terminated UTF-8 strings as `&[&str]`.
 ///
 /// # Safety
 /// `path` is NULL or a NULL-terminated array of NUL-terminated strings.
-unsafe fn read_path<'a>(path: *const *const c_char) -> Outcome<Vec<&'a str>> {
-    let mut steps = Vec::new();
-    if path.is_null() {
-        return Ok(steps);
-    }
-    for i in 0.. {
-        if i == MAX_PATH {
+unsafe fn with_path<R>(
+    path: *const *const c_char,
+    f: impl FnOnce(&[&str]) -> Outcome<R>,
+) -> Outcome<R> {
+    let mut inline: [&str; INLINE_STEPS] = [""; INLINE_STEPS];
+    let mut heap: Vec<&str> = Vec::new();
+    let mut n = 0;
+    while !path.is_null() {
+        if n == MAX_PATH {
             return Err(Failure::invalid(format!(
                 "path has more than {MAX_PATH} elements (is it NULL-terminated?)"
             )));
         }
         // SAFETY: the array is NULL-terminated and we have not passed the NULL yet.
-        let p = unsafe { path.add(i).read() };
+        let p = unsafe { path.add(n).read() };
         if p.is_null() {
             break;
         }
         // SAFETY: each element is NUL-terminated per the contract.
-        steps.push(unsafe { c_str(p, "path element") }?);
+        let step = unsafe { c_str(p, "path element") }?;
+        if n < INLINE_STEPS {
+            inline[n] = step;
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&inline);
+            }
+            heap.push(step);
+        }
+        n += 1;
     }
-    Ok(steps)
+    if n <= INLINE_STEPS {
+        f(&inline[..n])
+    } else {
+        f(&heap)
+    }
 }
 
 /// The value at `path` in match `index`'s data: `path` is a NULL-terminated array of map keys
@@ -636,8 +665,8 @@ pub unsafe extern "C" fn matchy_result_get_value(
             return Err(Failure::null("out"));
         }
         // SAFETY: per the contract.
-        let steps = unsafe { read_path(path) }?;
-        let Some(v) = m.value().get(&steps)? else {
+        let found = unsafe { with_path(path, |steps| Ok(m.value().get(steps)?)) }?;
+        let Some(v) = found else {
             return Ok(MATCHY_NOT_FOUND);
         };
         let value = c_value(v, &mut r.strings.borrow_mut())?;
@@ -667,9 +696,27 @@ fn c_value(v: Value<'_>, strings: &mut Arena) -> engine::Result<matchy_value_t> 
             };
             (T::MATCHY_TYPE_BYTES, b.len(), D { bytes: p })
         }
-        ValueKind::Uint16 => (T::MATCHY_TYPE_UINT16, 0, D { uint64: v.as_u64()? }),
-        ValueKind::Uint32 => (T::MATCHY_TYPE_UINT32, 0, D { uint64: v.as_u64()? }),
-        ValueKind::Uint64 => (T::MATCHY_TYPE_UINT64, 0, D { uint64: v.as_u64()? }),
+        ValueKind::Uint16 => (
+            T::MATCHY_TYPE_UINT16,
+            0,
+            D {
+                uint64: v.as_u64()?,
+            },
+        ),
+        ValueKind::Uint32 => (
+            T::MATCHY_TYPE_UINT32,
+            0,
+            D {
+                uint64: v.as_u64()?,
+            },
+        ),
+        ValueKind::Uint64 => (
+            T::MATCHY_TYPE_UINT64,
+            0,
+            D {
+                uint64: v.as_u64()?,
+            },
+        ),
         ValueKind::Uint128 => {
             let x = v.as_u128()?;
             let uint128 = matchy_uint128_t {
@@ -679,9 +726,27 @@ fn c_value(v: Value<'_>, strings: &mut Arena) -> engine::Result<matchy_value_t> 
             (T::MATCHY_TYPE_UINT128, 0, D { uint128 })
         }
         ValueKind::Int32 => (T::MATCHY_TYPE_INT32, 0, D { int64: v.as_i64()? }),
-        ValueKind::Double => (T::MATCHY_TYPE_DOUBLE, 0, D { float64: v.as_f64()? }),
-        ValueKind::Float => (T::MATCHY_TYPE_FLOAT, 0, D { float64: v.as_f64()? }),
-        ValueKind::Bool => (T::MATCHY_TYPE_BOOL, 0, D { boolean: v.as_bool()? }),
+        ValueKind::Double => (
+            T::MATCHY_TYPE_DOUBLE,
+            0,
+            D {
+                float64: v.as_f64()?,
+            },
+        ),
+        ValueKind::Float => (
+            T::MATCHY_TYPE_FLOAT,
+            0,
+            D {
+                float64: v.as_f64()?,
+            },
+        ),
+        ValueKind::Bool => (
+            T::MATCHY_TYPE_BOOL,
+            0,
+            D {
+                boolean: v.as_bool()?,
+            },
+        ),
         // The iterators know their length from the container's header without decoding it.
         ValueKind::Map => {
             let n = v.map_iter()?.size_hint().1.unwrap_or(0);
@@ -735,8 +800,8 @@ pub unsafe extern "C" fn matchy_result_value_json(
             return Err(Failure::null("json"));
         }
         // SAFETY: per the contract.
-        let steps = unsafe { read_path(path) }?;
-        let Some(v) = m.value().get(&steps)? else {
+        let found = unsafe { with_path(path, |steps| Ok(m.value().get(steps)?)) }?;
+        let Some(v) = found else {
             return Ok(MATCHY_NOT_FOUND);
         };
         let text = v.to_json()?;
@@ -791,7 +856,11 @@ mod tests {
         for i in 0..500 {
             a.push(format!("string number {i}").as_bytes());
         }
-        assert_eq!(a.chunks.len(), 1, "a repeat of the same strings fits in the kept chunk");
+        assert_eq!(
+            a.chunks.len(),
+            1,
+            "a repeat of the same strings fits in the kept chunk"
+        );
         assert_eq!(a.chunks[0].len(), cap);
     }
 

@@ -196,7 +196,10 @@ fn lib_dir(release: bool) -> &'static Path {
             "matchy-ffi-lib"
         });
         std::fs::create_dir_all(&dir).unwrap();
-        for name in ["libmatchy.so".to_string(), format!("libmatchy.so.{}", soversion())] {
+        for name in [
+            "libmatchy.so".to_string(),
+            format!("libmatchy.so.{}", soversion()),
+        ] {
             let link = dir.join(&name);
             let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
             let _ = std::fs::remove_file(&tmp);
@@ -303,7 +306,9 @@ fn compile(source: &str, mode: Mode) -> PathBuf {
             "-fno-omit-frame-pointer",
         ]);
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the compiler: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the compiler: {e}"));
     assert!(
         out.status.success(),
         "compiling {source} failed:\n{}",
@@ -370,7 +375,10 @@ fn run_c(source: &str, mode: Mode, args: &[&str]) -> String {
     };
     cmd.args(args)
         // LSan needs ptrace-free leak checks; abort on the first report of either sanitizer.
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+        )
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     let limit = if mode == Mode::Valgrind {
         Duration::from_secs(900)
@@ -468,7 +476,10 @@ fn the_example_compiles_and_answers() {
         Mode::Plain,
         &[path_str(&db), "1.2.3.4", "nothing.org"],
     );
-    assert!(out.contains("1.2.3.4: ip 1.2.3.0/24 {\"category\":\"botnet\""), "{out}");
+    assert!(
+        out.contains("1.2.3.4: ip 1.2.3.0/24 {\"category\":\"botnet\""),
+        "{out}"
+    );
     assert!(out.contains("1.2.3.4: literal 1.2.3.4 "), "{out}");
     assert!(out.contains("1.2.3.4: glob 1.2.3.* "), "{out}");
     assert!(out.contains("nothing.org: no match"), "{out}");
@@ -533,7 +544,10 @@ fn only_matchy_symbols_are_exported() {
         .iter()
         .filter(|s| !s.starts_with("matchy_"))
         .collect();
-    assert!(foreign.is_empty(), "exported non-matchy symbols: {foreign:?}");
+    assert!(
+        foreign.is_empty(),
+        "exported non-matchy symbols: {foreign:?}"
+    );
     // Every function the header declares is exported (and nothing else). Declarations are the
     // code lines (not comments) with `matchy_name(`.
     let header = std::fs::read_to_string(include_dir().join("matchy.h")).unwrap();
@@ -658,5 +672,139 @@ fn write_test_databases() {
     for entry in std::fs::read_dir(dbs.path()).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The price of the C boundary: lookups per second through `matchy_lookup` +
+/// `matchy_result_get_value` (C, -O2) against `Database::lookup` + `Value::get` (Rust) on the
+/// same file and queries. Run with
+/// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead --nocapture`.
+#[test]
+#[ignore = "a benchmark: run in release with --ignored --nocapture"]
+fn overhead_c_vs_rust() {
+    use std::hint::black_box;
+    // Kept in target/tmp for profiling: `perf record target/tmp/matchy-ffi-bin/bench
+    // target/tmp/matchy-ffi-bench/bench.mxy target/tmp/matchy-ffi-bench/literal.txt 2000000 1`.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matchy-ffi-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_path = dir.join("bench.mxy");
+    let mut b = DatabaseBuilder::new();
+    for i in 0..10_000u32 {
+        let net = format!("10.{}.{}.0/24", i / 256, i % 256);
+        b.add(&net, tagged("ip", "v1")).unwrap();
+        b.add(&format!("domain{i}.example"), tagged("literal", "v1"))
+            .unwrap();
+    }
+    for i in 0..1000u32 {
+        b.add(&format!("*.glob{i}.test"), tagged("glob", "v1"))
+            .unwrap();
+    }
+    b.write_to(&db_path).unwrap();
+    let kinds: [(&str, Vec<String>); 4] = [
+        (
+            "ip",
+            (0..4096u32)
+                .map(|i| format!("10.{}.{}.7", (i * 7) % 39, (i * 13) % 256))
+                .collect(),
+        ),
+        (
+            "literal",
+            (0..4096u32)
+                .map(|i| format!("domain{}.example", (i * 7919) % 10_000))
+                .collect(),
+        ),
+        (
+            "glob",
+            (0..4096u32)
+                .map(|i| format!("a.glob{}.test", (i * 31) % 1000))
+                .collect(),
+        ),
+        (
+            "miss",
+            (0..4096u32).map(|i| format!("miss{i}.nowhere")).collect(),
+        ),
+    ];
+    let exe = {
+        let lib = lib_dir(true);
+        let exe = out_dir().join("bench");
+        let out = Command::new(compiler(false))
+            .args([
+                "-std=c11",
+                "-D_GNU_SOURCE",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-I",
+            ])
+            .arg(include_dir())
+            .arg(ffi_dir().join("tests/c/bench.c"))
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-lmatchy")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        exe
+    };
+    let db = engine::Database::from(&db_path).open().unwrap();
+    // The machine may be shared: alternate the two sides and keep each one's best round.
+    let lookups: usize = 1_000_000;
+    let rounds = 3;
+    let alternations = 4;
+    eprintln!("kind     reads value  rust ns/lookup  C ns/lookup  C overhead");
+    for (kind, queries) in &kinds {
+        let qfile = dir.join(format!("{kind}.txt"));
+        std::fs::write(&qfile, queries.join("\n") + "\n").unwrap();
+        for read_value in [false, true] {
+            let mut c_ns = f64::MAX;
+            let mut c_hits = 0u64;
+            let mut rust_ns = f64::MAX;
+            let mut rust_hits = 0u64;
+            for _ in 0..alternations {
+                let out = Command::new(&exe)
+                    .arg(&db_path)
+                    .arg(&qfile)
+                    .arg(lookups.to_string())
+                    .arg(rounds.to_string())
+                    .arg(if read_value { "value" } else { "lookup" })
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut fields = text.split_whitespace();
+                c_ns = c_ns.min(fields.next().unwrap().parse().unwrap());
+                c_hits = fields.next().unwrap().parse().unwrap();
+                for _ in 0..rounds {
+                    rust_hits = 0;
+                    let start = Instant::now();
+                    for i in 0..lookups {
+                        let matches = db.lookup(black_box(&queries[i % queries.len()])).unwrap();
+                        let Some(m) = matches.first() else { continue };
+                        if !read_value {
+                            rust_hits += 1;
+                            continue;
+                        }
+                        if let Some(v) = m.value().get(&["category"]).unwrap() {
+                            rust_hits += u64::from(!black_box(v.as_str().unwrap()).is_empty());
+                        }
+                    }
+                    rust_ns = rust_ns.min(start.elapsed().as_nanos() as f64 / lookups as f64);
+                }
+            }
+            assert_eq!(rust_hits, c_hits, "{kind}: both sides find the same");
+            eprintln!(
+                "{kind:<9}{:>11} {rust_ns:>15.1} {c_ns:>12.1} {:>+10.1}%",
+                if read_value { "yes" } else { "no" },
+                (c_ns / rust_ns - 1.0) * 100.0
+            );
+        }
     }
 }
