@@ -597,48 +597,35 @@ pub struct matchy_value_t {
 
 const MAX_PATH: usize = 256;
 
-/// Steps of a path kept on the stack (the common case: no allocation per value read).
-const INLINE_STEPS: usize = 8;
-
-/// Call `f` with a NULL-terminated array of NUL-terminated UTF-8 strings as `&[&str]`.
+/// Walk a NULL-terminated array of NUL-terminated UTF-8 strings from `value`, one step at a
+/// time (no buffer: a path read allocates nothing). `None` when a step leads nowhere.
 ///
 /// # Safety
 /// `path` is NULL or a NULL-terminated array of NUL-terminated strings.
-unsafe fn with_path<R>(
-    path: *const *const c_char,
-    f: impl FnOnce(&[&str]) -> Outcome<R>,
-) -> Outcome<R> {
-    let mut inline: [&str; INLINE_STEPS] = [""; INLINE_STEPS];
-    let mut heap: Vec<&str> = Vec::new();
-    let mut n = 0;
-    while !path.is_null() {
-        if n == MAX_PATH {
-            return Err(Failure::invalid(format!(
-                "path has more than {MAX_PATH} elements (is it NULL-terminated?)"
-            )));
-        }
+unsafe fn walk<'v>(value: Value<'v>, path: *const *const c_char) -> Outcome<Option<Value<'v>>> {
+    let mut v = value;
+    if path.is_null() {
+        return Ok(Some(v));
+    }
+    for i in 0..=MAX_PATH {
         // SAFETY: the array is NULL-terminated and we have not passed the NULL yet.
-        let p = unsafe { path.add(n).read() };
+        let p = unsafe { path.add(i).read() };
         if p.is_null() {
+            return Ok(Some(v));
+        }
+        if i == MAX_PATH {
             break;
         }
         // SAFETY: each element is NUL-terminated per the contract.
         let step = unsafe { c_str(p, "path element") }?;
-        if n < INLINE_STEPS {
-            inline[n] = step;
-        } else {
-            if heap.is_empty() {
-                heap.extend_from_slice(&inline);
-            }
-            heap.push(step);
+        match v.get(&[step])? {
+            Some(next) => v = next,
+            None => return Ok(None),
         }
-        n += 1;
     }
-    if n <= INLINE_STEPS {
-        f(&inline[..n])
-    } else {
-        f(&heap)
-    }
+    Err(Failure::invalid(format!(
+        "path has more than {MAX_PATH} elements (is it NULL-terminated?)"
+    )))
 }
 
 /// The value at `path` in match `index`'s data: `path` is a NULL-terminated array of map keys
@@ -665,7 +652,7 @@ pub unsafe extern "C" fn matchy_result_get_value(
             return Err(Failure::null("out"));
         }
         // SAFETY: per the contract.
-        let found = unsafe { with_path(path, |steps| Ok(m.value().get(steps)?)) }?;
+        let found = unsafe { walk(m.value(), path) }?;
         let Some(v) = found else {
             return Ok(MATCHY_NOT_FOUND);
         };
@@ -800,7 +787,7 @@ pub unsafe extern "C" fn matchy_result_value_json(
             return Err(Failure::null("json"));
         }
         // SAFETY: per the contract.
-        let found = unsafe { with_path(path, |steps| Ok(m.value().get(steps)?)) }?;
+        let found = unsafe { walk(m.value(), path) }?;
         let Some(v) = found else {
             return Ok(MATCHY_NOT_FOUND);
         };

@@ -675,16 +675,17 @@ fn write_test_databases() {
     }
 }
 
-/// The price of the C boundary: lookups per second through `matchy_lookup` +
-/// `matchy_result_get_value` (C, -O2) against `Database::lookup` + `Value::get` (Rust) on the
-/// same file and queries. Run with
+/// The price of the C boundary: `matchy_lookup` (+ `matchy_result_get_value` of one string) from
+/// C (-O2) against `Database::lookup` (+ `Value::get` + `as_str`) from Rust, on the same file and
+/// queries, each in its own process (ffi/tests/c/bench.c, ffi/examples/rust_lookup_loop.rs).
+/// Wall clock (best of several rounds, alternating the sides) and, with valgrind installed,
+/// instructions per lookup (callgrind: repeatable on a busy machine). Run with
 /// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead --nocapture`.
 #[test]
 #[ignore = "a benchmark: run in release with --ignored --nocapture"]
 fn overhead_c_vs_rust() {
-    use std::hint::black_box;
     // Kept in target/tmp for profiling: `perf record target/tmp/matchy-ffi-bin/bench
-    // target/tmp/matchy-ffi-bench/bench.mxy target/tmp/matchy-ffi-bench/literal.txt 2000000 1`.
+    // target/tmp/matchy-ffi-bench/bench.mxy target/tmp/matchy-ffi-bench/literal.txt 2000000 1 value`.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matchy-ffi-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let db_path = dir.join("bench.mxy");
@@ -724,7 +725,7 @@ fn overhead_c_vs_rust() {
             (0..4096u32).map(|i| format!("miss{i}.nowhere")).collect(),
         ),
     ];
-    let exe = {
+    let c_exe = {
         let lib = lib_dir(true);
         let exe = out_dir().join("bench");
         let out = Command::new(compiler(false))
@@ -754,55 +755,91 @@ fn overhead_c_vs_rust() {
         );
         exe
     };
-    let db = engine::Database::from(&db_path).open().unwrap();
-    // The machine may be shared: alternate the two sides and keep each one's best round.
-    let lookups: usize = 1_000_000;
-    let rounds = 3;
-    let alternations = 4;
-    eprintln!("kind     reads value  rust ns/lookup  C ns/lookup  C overhead");
+    let rust_exe = {
+        let target_dir = profile_dir().parent().unwrap().to_path_buf();
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "matchy-ffi",
+                "--example",
+                "rust_lookup_loop",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(ffi_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target_dir.join("release/examples/rust_lookup_loop")
+    };
+    // One run: (ns per lookup, hits).
+    let run = |exe: &Path, qfile: &Path, lookups: usize, rounds: usize, mode: &str| {
+        let out = Command::new(exe)
+            .arg(&db_path)
+            .arg(qfile)
+            .arg(lookups.to_string())
+            .arg(rounds.to_string())
+            .arg(mode)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{exe:?} failed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut f = text.split_whitespace();
+        let ns: f64 = f.next().unwrap().parse().unwrap();
+        let hits: u64 = f.next().unwrap().parse().unwrap();
+        (ns, hits)
+    };
+    // Instructions per lookup: the difference between `n` lookups and none, over `n`.
+    let callgrind = have("valgrind");
+    let instructions = |exe: &Path, qfile: &Path, mode: &str| -> f64 {
+        let count = |n: usize| -> f64 {
+            let out = Command::new("valgrind")
+                .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+                .arg(exe)
+                .arg(&db_path)
+                .arg(qfile)
+                .arg(n.to_string())
+                .args(["1", mode])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err.lines().find(|l| l.contains("Collected :")).unwrap();
+            line.rsplit(' ').next().unwrap().trim().parse().unwrap()
+        };
+        (count(100_000) - count(0)) / 100_000.0
+    };
+    let (lookups, rounds, alternations) = (1_000_000, 3, 4);
+    eprintln!(
+        "kind     value  rust ns  C ns  overhead | rust instr  C instr  overhead (per lookup)"
+    );
     for (kind, queries) in &kinds {
         let qfile = dir.join(format!("{kind}.txt"));
         std::fs::write(&qfile, queries.join("\n") + "\n").unwrap();
-        for read_value in [false, true] {
-            let mut c_ns = f64::MAX;
-            let mut c_hits = 0u64;
-            let mut rust_ns = f64::MAX;
-            let mut rust_hits = 0u64;
+        for mode in ["lookup", "value"] {
+            let (mut c_ns, mut rust_ns) = (f64::MAX, f64::MAX);
             for _ in 0..alternations {
-                let out = Command::new(&exe)
-                    .arg(&db_path)
-                    .arg(&qfile)
-                    .arg(lookups.to_string())
-                    .arg(rounds.to_string())
-                    .arg(if read_value { "value" } else { "lookup" })
-                    .output()
-                    .unwrap();
-                assert!(out.status.success());
-                let text = String::from_utf8_lossy(&out.stdout);
-                let mut fields = text.split_whitespace();
-                c_ns = c_ns.min(fields.next().unwrap().parse().unwrap());
-                c_hits = fields.next().unwrap().parse().unwrap();
-                for _ in 0..rounds {
-                    rust_hits = 0;
-                    let start = Instant::now();
-                    for i in 0..lookups {
-                        let matches = db.lookup(black_box(&queries[i % queries.len()])).unwrap();
-                        let Some(m) = matches.first() else { continue };
-                        if !read_value {
-                            rust_hits += 1;
-                            continue;
-                        }
-                        if let Some(v) = m.value().get(&["category"]).unwrap() {
-                            rust_hits += u64::from(!black_box(v.as_str().unwrap()).is_empty());
-                        }
-                    }
-                    rust_ns = rust_ns.min(start.elapsed().as_nanos() as f64 / lookups as f64);
-                }
+                let (ns, c_hits) = run(&c_exe, &qfile, lookups, rounds, mode);
+                c_ns = c_ns.min(ns);
+                let (ns, rust_hits) = run(&rust_exe, &qfile, lookups, rounds, mode);
+                rust_ns = rust_ns.min(ns);
+                assert_eq!(c_hits, rust_hits, "{kind}: both sides find the same");
             }
-            assert_eq!(rust_hits, c_hits, "{kind}: both sides find the same");
+            let counts = if callgrind {
+                let r = instructions(&rust_exe, &qfile, mode);
+                let c = instructions(&c_exe, &qfile, mode);
+                format!("{r:>10.0} {c:>8.0} {:>+8.1}%", (c / r - 1.0) * 100.0)
+            } else {
+                "(valgrind not installed)".into()
+            };
             eprintln!(
-                "{kind:<9}{:>11} {rust_ns:>15.1} {c_ns:>12.1} {:>+10.1}%",
-                if read_value { "yes" } else { "no" },
+                "{kind:<9}{:>5} {rust_ns:>8.1} {c_ns:>5.1} {:>+8.1}% | {counts}",
+                if mode == "value" { "yes" } else { "no" },
                 (c_ns / rust_ns - 1.0) * 100.0
             );
         }
