@@ -106,7 +106,9 @@ use crate::bytes;
 use crate::error::{Error, Result};
 use crate::hash::{fold_byte, Fnv};
 
-use super::pattern::{glob_match_split, literal_edges, literal_runs, validate, LiteralRun};
+use super::pattern::{
+    ascii_lowercase_word, glob_match_split, literal_edges, literal_runs, validate, LiteralRun,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// Which copy of a duplicated pattern survives.
@@ -830,18 +832,6 @@ impl Candidates {
         }
         &ids[..kept]
     }
-}
-
-/// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others stay.
-#[inline]
-fn ascii_lowercase_word(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low7 = w & !HIGH;
-    let ge_a = low7.wrapping_add((0x80 - b'A' as u64) * ONES);
-    let gt_z = low7.wrapping_add((0x7f - b'Z' as u64) * ONES);
-    let upper = ge_a & !gt_z & !w & HIGH;
-    w | (upper >> 2)
 }
 
 /// A record as stored: see the layout in the module doc.
