@@ -759,7 +759,7 @@ pub struct GlobHit<'a> {
 }
 
 /// Read side of the section: borrows the mapped bytes, copies nothing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct GlobIndex<'a> {
     section: &'a [u8],
     fold: bool,
@@ -779,6 +779,16 @@ pub struct GlobIndex<'a> {
     /// glob id -> record offset.
     record_index: &'a [u8],
     masks: [u64; 3],
+}
+
+impl std::fmt::Debug for GlobIndex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobIndex")
+            .field("globs", &self.glob_count)
+            .field("fold", &self.fold)
+            .field("section_bytes", &self.section.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Record offsets (ascending = glob id order) gathered for one query: on the stack unless there are many.

@@ -468,7 +468,7 @@ fn match_middle(middle: &[u8], text: &[u8], fold: bool) -> bool {
             }
             true
         }
-        _ => glob_match(middle, text, fold),
+        _ => match_wildcards(middle, text, fold),
     }
 }
 
