@@ -1553,18 +1553,27 @@ fn reachable_shape(
 ) -> Option<(Kind, usize, Option<u64>)> {
     let n = check_len(check);
     let lengths = |mask: u64| (1..=64).filter(move |&len| mask >> (len - 1) & 1 != 0);
+    // One running hash per end, finished at each listed length.
+    let edge = |bytes: &mut dyn Iterator<Item = &u8>, seed: u64, mask: u64| {
+        let mut h = Fnv::new(seed);
+        for (i, &b) in bytes.take(64).enumerate() {
+            h.push(b);
+            if mask >> i & 1 != 0 && h.finish(i + 1) == hash {
+                return Some(i + 1);
+            }
+        }
+        None
+    };
     if let Some(p) = runs.first().filter(|r| r.at_start).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check;
-        for len in lengths(masks[0]).take_while(|&len| len <= p.len()) {
-            if check_ok && prefix_key(&p[..len], false) == hash {
+        if n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check {
+            if let Some(len) = edge(&mut p.iter(), PREFIX_SEED, masks[0]) {
                 return Some((Kind::Prefix, len, None));
             }
         }
     }
     if let Some(p) = runs.last().filter(|r| r.at_end).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check;
-        for len in lengths(masks[1]).take_while(|&len| len <= p.len()) {
-            if check_ok && suffix_key(&p[p.len() - len..], false) == hash {
+        if n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check {
+            if let Some(len) = edge(&mut p.iter().rev(), SUFFIX_SEED, masks[1]) {
                 return Some((Kind::Suffix, len, None));
             }
         }
@@ -1586,6 +1595,7 @@ fn reachable_shape(
 
 // Shape masks have one bit per length 1..=64.
 const _: () = assert!(LENGTH_CLASSES[LENGTH_CLASSES.len() - 1] <= MAX_PIECE && MAX_PIECE == 64);
+
 #[cfg(test)]
 mod tests {
     use super::super::pattern::glob_match;
