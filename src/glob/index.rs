@@ -857,6 +857,8 @@ fn pattern_str(record: u32, pattern: &[u8]) -> Result<&str> {
     std::str::from_utf8(pattern).map_err(|_| Error::corrupt(record, "glob pattern is not UTF-8"))
 }
 
+// Fixed-layout reads inside slices whose bounds were already checked (exact-size chunks,
+// tables validated by `GlobIndex::new`); untrusted offsets go through `crate::bytes`.
 #[inline]
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
