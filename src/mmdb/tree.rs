@@ -410,7 +410,24 @@ impl<'a> SearchTree<'a> {
     /// [`lookup`](Self::lookup) for an IPv4 address.
     #[inline]
     pub fn lookup_v4(&self, ip: Ipv4Addr) -> Result<Option<TreeHit>> {
-        self.lookup_in_subtree(self.index().ipv4, u32::from(ip))
+        let index = self.index();
+        self.lookup_in_subtree(index, index.ipv4, u32::from(ip))
+    }
+
+    /// [`lookup_v4`](Self::lookup_v4) plus [`ipv4_start_depth`](Self::ipv4_start_depth), with
+    /// one look at the index (the hot path of IPv4 queries).
+    #[inline]
+    pub fn lookup_v4_from_start(&self, ip: Ipv4Addr) -> Result<(Option<TreeHit>, u8)> {
+        let index = self.index();
+        let start = if self.ip_version == 4 {
+            0
+        } else {
+            index.ipv4.depth() as u8
+        };
+        Ok((
+            self.lookup_in_subtree(index, index.ipv4, u32::from(ip))?,
+            start,
+        ))
     }
 
     /// [`lookup`](Self::lookup) for an IPv6 address.
@@ -425,19 +442,16 @@ impl<'a> SearchTree<'a> {
         let key = u128::from(ip);
         // `::a.b.c.d` and `::ffff:a.b.c.d` skip their 96-bit paths (found in `new`).
         let top = key >> 32;
+        let index = self.index();
         if top == 0 || top == 0xFFFF {
-            let subtree = if top == 0 {
-                self.index().ipv4
-            } else {
-                self.index().mapped
-            };
-            let hit = self.lookup_in_subtree(subtree, key as u32)?;
+            let subtree = if top == 0 { index.ipv4 } else { index.mapped };
+            let hit = self.lookup_in_subtree(index, subtree, key as u32)?;
             return Ok(hit.map(|hit| TreeHit {
                 depth: hit.depth + subtree.depth() as u8,
                 ..hit
             }));
         }
-        let JumpEntry { node, depth } = self.index().root_jump[(key >> (128 - JUMP_BITS)) as usize];
+        let JumpEntry { node, depth } = index.root_jump[(key >> (128 - JUMP_BITS)) as usize];
         let key = key << depth;
         match self.record_size {
             24 => self.walk::<Record24, u128>(node, key, depth),
@@ -449,14 +463,19 @@ impl<'a> SearchTree<'a> {
     /// Looks up the last 32 bits of an address in a subtree; the hit's depth counts from the
     /// subtree (0 if the subtree is a record).
     #[inline(always)]
-    fn lookup_in_subtree(&self, subtree: Subtree, key: u32) -> Result<Option<TreeHit>> {
+    fn lookup_in_subtree(
+        &self,
+        index: &TreeIndex,
+        subtree: Subtree,
+        key: u32,
+    ) -> Result<Option<TreeHit>> {
         let (node, depth) = match subtree {
             Subtree::Record {
                 record, node, side, ..
             } => return self.leaf(record, node, side, 0),
             Subtree::Node { node, jump: false } => (node, 0),
             Subtree::Node { jump: true, .. } => {
-                let entry = self.index().ipv4_jump[(key >> (32 - JUMP_BITS)) as usize];
+                let entry = index.ipv4_jump[(key >> (32 - JUMP_BITS)) as usize];
                 (entry.node, entry.depth)
             }
         };
