@@ -1,6 +1,11 @@
 //! Glob index throughput on 100K synthetic globs (deterministic PRNG, no downloads):
 //! `*.domain.tld` only, and a mix of shapes sharing common fragments like `.com`; queries are
-//! half built to match a random glob, half random domains. Also prints build time and size.
+//! half built to match a random glob, half random domains. Also prints build and check time,
+//! section size, index shape and the best of 30 rounds (steadier than the median on a shared
+//! machine).
+//!
+//! Knobs for profiling: `GLOB_BENCH_QUICK=domain|mixed|all` (setup and best-of-rounds only, no
+//! criterion), `GLOB_BENCH_ROUNDS=n`, `GLOB_BENCH_N=n` (globs per set).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use matchy::glob::index::{GlobIndex, GlobIndexBuilder, KeepDuplicate};

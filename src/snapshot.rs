@@ -415,7 +415,7 @@ impl Snapshot {
         let v6_tree = v.tree.ip_version() == 6;
         let (hit, depth_base) = match ip {
             // In an IPv6 tree, IPv4 lives under ::/96: express the depth in IPv6 bits.
-            IpAddr::V4(a) => (v.tree.lookup_v4(a)?, v.tree.ipv4_start_depth()),
+            IpAddr::V4(a) => v.tree.lookup_v4_from_start(a)?,
             IpAddr::V6(a) => (v.tree.lookup_v6(a)?, 0),
         };
         let Some(hit) = hit else {

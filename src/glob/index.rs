@@ -21,7 +21,7 @@
 //! A query hashes its prefixes (one forward pass), its suffixes (one backward pass) and its
 //! grams (one rolling window), only at the shapes the section lists. Each gram is first tested
 //! against a small bitmap (at most 16 KiB, stays in L1), each hash against a Bloom filter (at
-//! most 256 KiB, one 64-bit word per key, stays in L2), and only then is the hash table
+//! most 128 KiB, one 64-bit word per key, stays in L2), and only then is the hash table
 //! touched. Every glob in a bucket carries a 32-bit *check*: the hash of a longer piece of its
 //! literal (the whole prefix/suffix literal up to 64 bytes; for a gram, up to 32 bytes of its
 //! run from the gram on) and that piece's length. Globs that share a truncated key
@@ -106,7 +106,9 @@ use crate::bytes;
 use crate::error::{Error, Result};
 use crate::hash::{fold_byte, Fnv};
 
-use super::pattern::{glob_match_split, literal_edges, literal_runs, validate, LiteralRun};
+use super::pattern::{
+    ascii_lowercase_word, glob_match_split, literal_edges, literal_runs, validate, LiteralRun,
+};
 use std::collections::{BTreeMap, HashMap};
 
 pub use crate::mmdb::tree_builder::KeepDuplicate;
@@ -137,8 +139,9 @@ const MAX_GRAM: usize = 4;
 const MAX_GRAM_SPAN: usize = 32;
 const BLOOM_K: u32 = 6;
 const BLOOM_BITS_PER_KEY: usize = 20;
-/// 256 KiB: stays in L2 next to the query's working set.
-const BLOOM_MAX_WORDS: usize = 1 << 15;
+/// 128 KiB: stays in L2 beside the table and record lines each query brings in (measured:
+/// 256 KiB gets evicted by them, 64 KiB lets too many false positives through).
+const BLOOM_MAX_WORDS: usize = 1 << 14;
 const GRAM_FILTER_BITS_PER_GRAM: usize = 16;
 /// 16 KiB: stays in L1.
 const GRAM_FILTER_MAX_WORDS: usize = 1 << 11;
@@ -749,7 +752,7 @@ pub struct GlobHit<'a> {
 }
 
 /// Read side of the section: borrows the mapped bytes, copies nothing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct GlobIndex<'a> {
     section: &'a [u8],
     fold: bool,
@@ -769,6 +772,16 @@ pub struct GlobIndex<'a> {
     /// glob id -> record offset.
     record_index: &'a [u8],
     masks: [u64; 3],
+}
+
+impl std::fmt::Debug for GlobIndex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobIndex")
+            .field("globs", &self.glob_count)
+            .field("fold", &self.fold)
+            .field("section_bytes", &self.section.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Record offsets (ascending = glob id order) gathered for one query: on the stack unless there are many.
@@ -824,18 +837,6 @@ impl Candidates {
     }
 }
 
-/// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others stay.
-#[inline]
-fn ascii_lowercase_word(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low7 = w & !HIGH;
-    let ge_a = low7.wrapping_add((0x80 - b'A' as u64) * ONES);
-    let gt_z = low7.wrapping_add((0x7f - b'Z' as u64) * ONES);
-    let upper = ge_a & !gt_z & !w & HIGH;
-    w | (upper >> 2)
-}
-
 /// A record as stored: see the layout in the module doc.
 struct Record<'a> {
     id: u32,
@@ -849,6 +850,8 @@ fn pattern_str(record: u32, pattern: &[u8]) -> Result<&str> {
     std::str::from_utf8(pattern).map_err(|_| Error::corrupt(record, "glob pattern is not UTF-8"))
 }
 
+// Fixed-layout reads inside slices whose bounds were already checked (exact-size chunks,
+// tables validated by `GlobIndex::new`); untrusted offsets go through `crate::bytes`.
 #[inline]
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
@@ -1545,18 +1548,27 @@ fn reachable_shape(
 ) -> Option<(Kind, usize, Option<u64>)> {
     let n = check_len(check);
     let lengths = |mask: u64| (1..=64).filter(move |&len| mask >> (len - 1) & 1 != 0);
+    // One running hash per end, finished at each listed length.
+    let edge = |bytes: &mut dyn Iterator<Item = &u8>, seed: u64, mask: u64| {
+        let mut h = Fnv::new(seed);
+        for (i, &b) in bytes.take(64).enumerate() {
+            h.push(b);
+            if mask >> i & 1 != 0 && h.finish(i + 1) == hash {
+                return Some(i + 1);
+            }
+        }
+        None
+    };
     if let Some(p) = runs.first().filter(|r| r.at_start).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check;
-        for len in lengths(masks[0]).take_while(|&len| len <= p.len()) {
-            if check_ok && prefix_key(&p[..len], false) == hash {
+        if n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check {
+            if let Some(len) = edge(&mut p.iter(), PREFIX_SEED, masks[0]) {
                 return Some((Kind::Prefix, len, None));
             }
         }
     }
     if let Some(p) = runs.last().filter(|r| r.at_end).map(|r| &r.bytes[..]) {
-        let check_ok = n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check;
-        for len in lengths(masks[1]).take_while(|&len| len <= p.len()) {
-            if check_ok && suffix_key(&p[p.len() - len..], false) == hash {
+        if n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check {
+            if let Some(len) = edge(&mut p.iter().rev(), SUFFIX_SEED, masks[1]) {
                 return Some((Kind::Suffix, len, None));
             }
         }
@@ -1578,6 +1590,7 @@ fn reachable_shape(
 
 // Shape masks have one bit per length 1..=64.
 const _: () = assert!(LENGTH_CLASSES[LENGTH_CLASSES.len() - 1] <= MAX_PIECE && MAX_PIECE == 64);
+
 #[cfg(test)]
 mod tests {
     use super::super::pattern::glob_match;

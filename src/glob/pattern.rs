@@ -468,18 +468,59 @@ fn match_middle(middle: &[u8], text: &[u8], fold: bool) -> bool {
             }
             true
         }
-        _ => glob_match(middle, text, fold),
+        _ => match_wildcards(middle, text, fold),
     }
 }
 
-/// Leftmost position of `needle` (non-empty) in `haystack`.
+/// Leftmost position of `needle` (non-empty) in `haystack`. Candidate positions (where the
+/// first byte occurs) are found eight bytes at a time.
 #[inline]
 fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
     let last = haystack.len().checked_sub(needle.len())?;
-    let first = needle[0];
-    (0..=last).find(|&i| {
-        byte_eq(haystack[i], first, fold) && same(&haystack[i..i + needle.len()], needle, fold)
-    })
+    let first = if fold {
+        needle[0].to_ascii_lowercase()
+    } else {
+        needle[0]
+    };
+    let at = |i: usize| same(&haystack[i..i + needle.len()], needle, fold);
+    let mut i = 0;
+    while i + 8 <= haystack.len() && i <= last {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&haystack[i..i + 8]);
+        let mut w = u64::from_le_bytes(word);
+        if fold {
+            w = ascii_lowercase_word(w);
+        }
+        let x = w ^ (first as u64 * ONES);
+        // High bit set in each byte of `x` that may be zero (the lowest one surely is).
+        let mut zeros = x.wrapping_sub(ONES) & !x & HIGH;
+        while zeros != 0 {
+            let j = i + zeros.trailing_zeros() as usize / 8;
+            if j > last {
+                return None;
+            }
+            if at(j) {
+                return Some(j);
+            }
+            zeros &= zeros - 1;
+        }
+        i += 8;
+    }
+    (i..=last).find(|&j| byte_eq(haystack[j], first, fold) && at(j))
+}
+
+/// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others stay.
+#[inline]
+pub(crate) fn ascii_lowercase_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    let ge_a = low7.wrapping_add((0x80 - b'A' as u64) * ONES);
+    let gt_z = low7.wrapping_add((0x7f - b'Z' as u64) * ONES);
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
 }
 
 #[inline]
@@ -882,6 +923,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn find_agrees_with_naive(
+            hay in prop::collection::vec(prop::sample::select(vec![b'a', b'A', b'b', 0xC3, 0xA9, 0x00, 0x80, b'.']), 0..40),
+            needle in prop::collection::vec(prop::sample::select(vec![b'a', b'A', b'b', 0xC3, 0xA9, 0x00, 0x80, b'.']), 1..4),
+            fold in any::<bool>(),
+        ) {
+            let naive = (0..(hay.len() + 1).saturating_sub(needle.len()))
+                .find(|&i| same(&hay[i..i + needle.len()], &needle, fold));
+            prop_assert_eq!(find(&hay, &needle, fold), naive);
+        }
 
         #[test]
         fn split_matcher_agrees(p in pattern_strategy(), t in text_strategy(), fold in any::<bool>()) {

@@ -26,7 +26,6 @@
 //! the node reached by 96 zero bits (the "IPv4 subtree"); writers commonly alias other prefixes
 //! (`::ffff:0:0/96`, `2002::/16`) to that same node, so a node may be reachable more than once.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
@@ -35,15 +34,22 @@ use crate::error::{Error, Result};
 /// `node_count + 1 ..= node_count + 15` would point into it.
 pub const DATA_SECTION_SEPARATOR_LEN: u32 = 16;
 
-/// A read-only view of a MaxMind DB search tree, with its [`TreeIndex`] (owned when made by
-/// [`new`](Self::new), borrowed when made by [`with_index`](Self::with_index)).
+/// A read-only view of a MaxMind DB search tree, with its [`TreeIndex`] (built on the first
+/// lookup when made by [`new`](Self::new), so opening stays O(1): the tables' first touches of
+/// the mapped tree cost page faults; borrowed when made by [`with_index`](Self::with_index)).
 #[derive(Clone, Debug)]
 pub struct SearchTree<'a> {
     tree: &'a [u8],
     node_count: u32,
     record_size: u16,
     ip_version: u16,
-    index: Cow<'a, TreeIndex>,
+    index: LazyIndex<'a>,
+}
+
+#[derive(Clone, Debug)]
+enum LazyIndex<'a> {
+    Borrowed(&'a TreeIndex),
+    Lazy(std::sync::OnceLock<TreeIndex>),
 }
 
 /// What lookups precompute about a tree, owning no tree bytes (so a database can keep it next
@@ -91,6 +97,16 @@ impl TreeIndex {
         ip_version: u16,
     ) -> Result<TreeIndex> {
         check_shape(tree_bytes, node_count, record_size, ip_version)?;
+        Ok(TreeIndex::build(
+            tree_bytes,
+            node_count,
+            record_size,
+            ip_version,
+        ))
+    }
+
+    /// [`new`](Self::new) for a shape already checked.
+    fn build(tree_bytes: &[u8], node_count: u32, record_size: u16, ip_version: u16) -> TreeIndex {
         let tree = Shape {
             tree: tree_bytes,
             node_count,
@@ -118,7 +134,7 @@ impl TreeIndex {
                 *jump = *node == *ipv4;
             }
         }
-        Ok(TreeIndex {
+        TreeIndex {
             tree_len: tree_bytes.len(),
             node_count,
             record_size,
@@ -127,7 +143,7 @@ impl TreeIndex {
             mapped,
             ipv4_jump,
             root_jump,
-        })
+        }
     }
 }
 
@@ -305,8 +321,14 @@ impl<'a> SearchTree<'a> {
         record_size: u16,
         ip_version: u16,
     ) -> Result<Self> {
-        let index = TreeIndex::new(tree_bytes, node_count, record_size, ip_version)?;
-        Ok(Self::from_parts(tree_bytes, Cow::Owned(index)))
+        check_shape(tree_bytes, node_count, record_size, ip_version)?;
+        Ok(SearchTree {
+            tree: tree_bytes,
+            node_count,
+            record_size,
+            ip_version,
+            index: LazyIndex::Lazy(std::sync::OnceLock::new()),
+        })
     }
 
     /// A view of `tree_bytes` using an index built earlier from the same bytes: O(1). Fails if
@@ -324,23 +346,29 @@ impl<'a> SearchTree<'a> {
                 ),
             ));
         }
-        Ok(Self::from_parts(tree_bytes, Cow::Borrowed(index)))
-    }
-
-    #[inline]
-    fn from_parts(tree: &'a [u8], index: Cow<'a, TreeIndex>) -> Self {
-        SearchTree {
-            tree,
+        Ok(SearchTree {
+            tree: tree_bytes,
             node_count: index.node_count,
             record_size: index.record_size,
             ip_version: index.ip_version,
-            index,
-        }
+            index: LazyIndex::Borrowed(index),
+        })
     }
 
-    /// The index this view uses (clone it to keep it beyond the view).
+    /// The index this view uses (clone it to keep it beyond the view); built on first use.
+    #[inline]
     pub fn index(&self) -> &TreeIndex {
-        &self.index
+        match &self.index {
+            LazyIndex::Borrowed(index) => index,
+            LazyIndex::Lazy(cell) => cell.get_or_init(|| {
+                TreeIndex::build(
+                    self.tree,
+                    self.node_count,
+                    self.record_size,
+                    self.ip_version,
+                )
+            }),
+        }
     }
 
     pub fn node_count(&self) -> u32 {
@@ -358,7 +386,7 @@ impl<'a> SearchTree<'a> {
         if self.ip_version == 4 {
             0
         } else {
-            self.index.ipv4.depth() as u8
+            self.index().ipv4.depth() as u8
         }
     }
 
@@ -382,7 +410,24 @@ impl<'a> SearchTree<'a> {
     /// [`lookup`](Self::lookup) for an IPv4 address.
     #[inline]
     pub fn lookup_v4(&self, ip: Ipv4Addr) -> Result<Option<TreeHit>> {
-        self.lookup_in_subtree(self.index.ipv4, u32::from(ip))
+        let index = self.index();
+        self.lookup_in_subtree(index, index.ipv4, u32::from(ip))
+    }
+
+    /// [`lookup_v4`](Self::lookup_v4) plus [`ipv4_start_depth`](Self::ipv4_start_depth), with
+    /// one look at the index (the hot path of IPv4 queries).
+    #[inline]
+    pub fn lookup_v4_from_start(&self, ip: Ipv4Addr) -> Result<(Option<TreeHit>, u8)> {
+        let index = self.index();
+        let start = if self.ip_version == 4 {
+            0
+        } else {
+            index.ipv4.depth() as u8
+        };
+        Ok((
+            self.lookup_in_subtree(index, index.ipv4, u32::from(ip))?,
+            start,
+        ))
     }
 
     /// [`lookup`](Self::lookup) for an IPv6 address.
@@ -397,19 +442,16 @@ impl<'a> SearchTree<'a> {
         let key = u128::from(ip);
         // `::a.b.c.d` and `::ffff:a.b.c.d` skip their 96-bit paths (found in `new`).
         let top = key >> 32;
+        let index = self.index();
         if top == 0 || top == 0xFFFF {
-            let subtree = if top == 0 {
-                self.index.ipv4
-            } else {
-                self.index.mapped
-            };
-            let hit = self.lookup_in_subtree(subtree, key as u32)?;
+            let subtree = if top == 0 { index.ipv4 } else { index.mapped };
+            let hit = self.lookup_in_subtree(index, subtree, key as u32)?;
             return Ok(hit.map(|hit| TreeHit {
                 depth: hit.depth + subtree.depth() as u8,
                 ..hit
             }));
         }
-        let JumpEntry { node, depth } = self.index.root_jump[(key >> (128 - JUMP_BITS)) as usize];
+        let JumpEntry { node, depth } = index.root_jump[(key >> (128 - JUMP_BITS)) as usize];
         let key = key << depth;
         match self.record_size {
             24 => self.walk::<Record24, u128>(node, key, depth),
@@ -421,14 +463,19 @@ impl<'a> SearchTree<'a> {
     /// Looks up the last 32 bits of an address in a subtree; the hit's depth counts from the
     /// subtree (0 if the subtree is a record).
     #[inline(always)]
-    fn lookup_in_subtree(&self, subtree: Subtree, key: u32) -> Result<Option<TreeHit>> {
+    fn lookup_in_subtree(
+        &self,
+        index: &TreeIndex,
+        subtree: Subtree,
+        key: u32,
+    ) -> Result<Option<TreeHit>> {
         let (node, depth) = match subtree {
             Subtree::Record {
                 record, node, side, ..
             } => return self.leaf(record, node, side, 0),
             Subtree::Node { node, jump: false } => (node, 0),
             Subtree::Node { jump: true, .. } => {
-                let entry = self.index.ipv4_jump[(key >> (32 - JUMP_BITS)) as usize];
+                let entry = index.ipv4_jump[(key >> (32 - JUMP_BITS)) as usize];
                 (entry.node, entry.depth)
             }
         };
