@@ -193,7 +193,7 @@ pub unsafe extern "C" fn matchy_open_with_options(
                 )));
             }
             // SAFETY: as above, and at least our size is readable.
-            unsafe { *opts }
+            unsafe { read_options(opts) }
         };
         let level = validation_level(o.validation)?;
         let file = Path::new(OsStr::from_bytes(path_c.to_bytes()));
@@ -227,6 +227,32 @@ pub unsafe extern "C" fn matchy_open_with_options(
             path: Some(path_c.to_owned()),
         })))
     })
+}
+
+/// Copy the caller's options. The `bool` fields are read as bytes: a C caller can leave any
+/// byte there (e.g. a struct filled with `memset`), and only 0 and 1 are valid Rust `bool`s.
+///
+/// # Safety
+/// `opts` points to at least `size_of::<matchy_open_options_t>()` readable bytes.
+unsafe fn read_options(opts: *const matchy_open_options_t) -> matchy_open_options_t {
+    use std::ptr::addr_of;
+    // SAFETY: every field is read at its own offset inside the readable struct; `u8` and the
+    // other field types accept any bit pattern (an `Option` of a function pointer is NULL or
+    // a pointer), so no read produces an invalid value.
+    unsafe {
+        let flag = |p: *const bool| p.cast::<u8>().read() != 0;
+        matchy_open_options_t {
+            struct_size: addr_of!((*opts).struct_size).read(),
+            auto_reload: flag(addr_of!((*opts).auto_reload)),
+            force_polling: flag(addr_of!((*opts).force_polling)),
+            in_memory: flag(addr_of!((*opts).in_memory)),
+            validation: addr_of!((*opts).validation).read(),
+            debounce_ms: addr_of!((*opts).debounce_ms).read(),
+            poll_interval_ms: addr_of!((*opts).poll_interval_ms).read(),
+            reload_callback: addr_of!((*opts).reload_callback).read(),
+            reload_callback_user_data: addr_of!((*opts).reload_callback_user_data).read(),
+        }
+    }
 }
 
 /// Open a database held in memory: the `len` bytes at `data` are copied, so the caller may

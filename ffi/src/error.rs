@@ -231,3 +231,87 @@ pub extern "C" fn matchy_last_error_code() -> c_int {
     })
     .unwrap_or(MATCHY_ERR_PANIC)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: matchy_last_error returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(matchy_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn panics_become_status_codes_and_messages() {
+        let code = guard(|| panic!("boom in a body"));
+        assert_eq!(code, MATCHY_ERR_PANIC);
+        assert!(last_error().contains("boom in a body"), "{}", last_error());
+        assert_eq!(matchy_last_error_code(), MATCHY_ERR_PANIC);
+
+        let p: *mut u8 = guard_ptr(|| panic!("{}", String::from("formatted boom")));
+        assert!(p.is_null());
+        assert!(last_error().contains("formatted boom"));
+
+        assert_eq!(guard_value(7u32, || panic!("value boom")), 7);
+        assert!(last_error().contains("value boom"));
+    }
+
+    #[test]
+    fn failures_set_the_thread_local_last_error_and_success_keeps_it() {
+        let code = guard(|| Err(Failure::invalid("first\0problem")));
+        assert_eq!(code, MATCHY_ERR_INVALID_ARG);
+        assert_eq!(last_error(), "firstproblem");
+        assert_eq!(guard(|| Ok(MATCHY_NOT_FOUND)), MATCHY_NOT_FOUND);
+        assert_eq!(last_error(), "firstproblem");
+        // Another thread has its own.
+        std::thread::spawn(|| {
+            assert_eq!(last_error(), "");
+            assert_eq!(matchy_last_error_code(), MATCHY_OK);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn c_strings_are_checked() {
+        // SAFETY: NULL and NUL-terminated literals.
+        unsafe {
+            assert_eq!(
+                c_str(std::ptr::null(), "q").unwrap_err().code,
+                MATCHY_ERR_NULL_ARG
+            );
+            assert_eq!(c_str(c"ok".as_ptr(), "q").unwrap(), "ok");
+            assert_eq!(c_str(c"caf\xc3\xa9".as_ptr(), "q").unwrap(), "café");
+            let bad = c_str(c"caf\xe9".as_ptr(), "q").unwrap_err();
+            assert_eq!(bad.code, MATCHY_ERR_INVALID_UTF8);
+        }
+    }
+
+    #[test]
+    fn every_code_has_its_own_text() {
+        let codes = [
+            MATCHY_OK,
+            MATCHY_NOT_FOUND,
+            MATCHY_ERR_NULL_ARG,
+            MATCHY_ERR_INVALID_UTF8,
+            MATCHY_ERR_INVALID_ARG,
+            MATCHY_ERR_IO,
+            MATCHY_ERR_CORRUPT,
+            MATCHY_ERR_INVALID_QUERY,
+            MATCHY_ERR_TYPE,
+            MATCHY_ERR_RELOAD_FAILED,
+            MATCHY_ERR_UNSUPPORTED,
+            MATCHY_ERR_WRONG_THREAD,
+            MATCHY_ERR_PANIC,
+        ];
+        // SAFETY: static NUL-terminated strings.
+        let texts: std::collections::BTreeSet<_> = codes
+            .iter()
+            .map(|&c| unsafe { CStr::from_ptr(matchy_strerror(c)) })
+            .collect();
+        assert_eq!(texts.len(), codes.len());
+        assert!(!texts.contains(c"unknown error code"));
+    }
+}

@@ -120,6 +120,25 @@ static void test_open_failures(void) {
     matchy_result_free(r);
     matchy_close(db);
 
+    /* A flag byte other than 0 or 1 (memset, a different bool ABI) reads as true, no UB. */
+    matchy_open_options_t odd = opts;
+    memset(&odd.in_memory, 2, 1);
+    db = matchy_open_with_options(threats, &odd);
+    CHECK(db != NULL);
+    matchy_close(db);
+
+    /* A struct from a newer header (larger struct_size) is accepted. */
+    struct {
+        matchy_open_options_t known;
+        char future_fields[64];
+    } newer;
+    memset(&newer, 0, sizeof newer);
+    matchy_init_open_options(&newer.known);
+    newer.known.struct_size = sizeof newer;
+    db = matchy_open_with_options(threats, &newer.known);
+    CHECK(db != NULL);
+    matchy_close(db);
+
     /* Buffers: copied, so freeing ours right after open is fine. */
     CHECK(matchy_open_buffer(NULL, 10) == NULL);
     CHECK_RC(matchy_last_error_code(), MATCHY_ERR_NULL_ARG);
