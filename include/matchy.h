@@ -669,7 +669,7 @@ int matchy_info(const struct matchy_t *db, struct matchy_info_t **out);
 void matchy_info_free(struct matchy_info_t *info);
 
 /**
- * A static description of `code` (`"not found"`, `"corrupt database"`, ...). Never NULL; an
+ * A static description of `code` (`"not found"`, `"I/O error"`, ...). Never NULL; an
  * unknown code gives `"unknown error code"`. The string is static: do not free it.
  */
 const char *matchy_strerror(int code);

@@ -141,10 +141,13 @@ impl Default for matchy_open_options_t {
 /// `opts` is NULL or points to writable memory of `sizeof(matchy_open_options_t)` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn matchy_init_open_options(opts: *mut matchy_open_options_t) {
-    if !opts.is_null() {
-        // SAFETY: non-NULL and writable per the contract; `write` ignores the old contents.
-        unsafe { opts.write(matchy_open_options_t::default()) };
-    }
+    guard_value((), || {
+        if !opts.is_null() {
+            // SAFETY: non-NULL and writable per the contract; `write` ignores the old contents.
+            unsafe { opts.write(matchy_open_options_t::default()) };
+        }
+        Ok(())
+    })
 }
 
 /// Open the database file at `path` (memory-mapped; O(1) in the file size) with default options.

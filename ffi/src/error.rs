@@ -179,11 +179,15 @@ pub(crate) fn to_c_string(s: impl Into<Vec<u8>>) -> CString {
     CString::new(bytes).unwrap_or_default()
 }
 
-/// A static description of `code` (`"not found"`, `"corrupt database"`, ...). Never NULL; an
+/// A static description of `code` (`"not found"`, `"I/O error"`, ...). Never NULL; an
 /// unknown code gives `"unknown error code"`. The string is static: do not free it.
 #[no_mangle]
 pub extern "C" fn matchy_strerror(code: c_int) -> *const c_char {
-    let s: &'static CStr = match code {
+    catch_unwind(|| strerror(code).as_ptr()).unwrap_or(c"".as_ptr())
+}
+
+fn strerror(code: c_int) -> &'static CStr {
+    match code {
         MATCHY_OK => c"success",
         MATCHY_NOT_FOUND => c"not found",
         MATCHY_ERR_NULL_ARG => c"a required argument is NULL",
@@ -198,8 +202,7 @@ pub extern "C" fn matchy_strerror(code: c_int) -> *const c_char {
         MATCHY_ERR_WRONG_THREAD => c"result used on a thread other than the one that filled it",
         MATCHY_ERR_PANIC => c"internal error in matchy",
         _ => c"unknown error code",
-    };
-    s.as_ptr()
+    }
 }
 
 /// The message of the most recent failed call on the calling thread, or `""` if none failed

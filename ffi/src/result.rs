@@ -190,11 +190,13 @@ impl Arena {
 /// everything written in Rust). Release with `matchy_result_free`.
 #[no_mangle]
 pub extern "C" fn matchy_result_new() -> *mut matchy_result_t {
-    Box::into_raw(Box::new(matchy_result_t {
-        held: Held::Empty,
-        owner: 0,
-        strings: RefCell::new(Arena::default()),
-    }))
+    crate::error::guard_ptr(|| {
+        Ok(Box::into_raw(Box::new(matchy_result_t {
+            held: Held::Empty,
+            owner: 0,
+            strings: RefCell::new(Arena::default()),
+        })))
+    })
 }
 
 /// Release a result and the matches it holds. NULL is ignored. Call it on the thread that did
