@@ -54,12 +54,15 @@ impl fmt::Display for EntryKind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Source<'a> {
     Text(&'a str),
-    /// `code` is the ip_prefixes byte of the hit (0 when the file has none, e.g. a plain .mmdb);
-    /// `depth` the tree depth of the hit: in IPv6 bits for IPv6 trees (IPv4 queries walk
-    /// `::a.b.c.d`), in IPv4 bits for IPv4 trees.
+    /// `prefixes` is the file's ip_prefixes table (empty for a plain .mmdb), read at
+    /// `[2 * node + side]` only when the network is asked for (it is a cache miss of its own);
+    /// `depth` the tree depth of the hit: in IPv6 bits for IPv6 trees (IPv4 queries count from
+    /// where the IPv4 subtree starts), in IPv4 bits for IPv4 trees.
     Net {
         query: IpAddr,
-        code: u8,
+        prefixes: &'a [u8],
+        node: u32,
+        side: u8,
         depth: u8,
         v6_tree: bool,
     },
@@ -98,13 +101,19 @@ impl<'a> RawMatch<'a> {
     pub fn network(&self) -> Option<(IpAddr, u8)> {
         let Source::Net {
             query,
-            code,
+            prefixes,
+            node,
+            side,
             depth,
             v6_tree,
         } = self.source
         else {
             return None;
         };
+        let code = prefixes
+            .get(node as usize * 2 + side as usize)
+            .copied()
+            .unwrap_or(0);
         let low32 = |ip: IpAddr| match ip {
             IpAddr::V4(a) => a,
             IpAddr::V6(a) => Ipv4Addr::from(u128::from(a) as u32),
@@ -421,18 +430,15 @@ impl Snapshot {
         let Some(hit) = hit else {
             return Ok(None);
         };
-        let code = v
-            .prefixes
-            .get(hit.node as usize * 2 + hit.side as usize)
-            .copied()
-            .unwrap_or(0);
         // Checked after reading: a SIGBUS during the walk zeroed what it read.
         self.check_poison()?;
         Ok(Some(RawMatch {
             kind: EntryKind::Ip,
             source: Source::Net {
                 query: ip,
-                code,
+                prefixes: v.prefixes,
+                node: hit.node,
+                side: hit.side,
                 depth: depth_base + hit.depth,
                 v6_tree,
             },
