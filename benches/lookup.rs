@@ -192,6 +192,22 @@ fn string_db(name: &str, keys: &[String]) -> Database {
     Database::from(&path).open().unwrap()
 }
 
+/// One `Database::lookup` per query, throughput in queries.
+fn bench_lookups(c: &mut Criterion, group: &str, db: &Database, queries: &[String]) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(queries.len() as u64));
+    g.bench_function("lookup", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for q in queries {
+                n += db.lookup(q).unwrap().len();
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
 fn bench_strings(c: &mut Criterion) {
     let mut r = Rng(99);
     let literals: Vec<String> = (0..1_000_000)
@@ -252,18 +268,7 @@ fn bench_strings(c: &mut Criterion) {
             }
         })
         .collect();
-    let mut g = c.benchmark_group("glob/100K-suffix");
-    g.throughput(Throughput::Elements(queries.len() as u64));
-    g.bench_function("lookup", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for q in &queries {
-                n += db.lookup(q).unwrap().len();
-            }
-            black_box(n)
-        })
-    });
-    g.finish();
+    bench_lookups(c, "glob/100K-suffix", &db, &queries);
 
     let mixed: Vec<String> = (0..100_000)
         .map(|i| match i % 6 {
@@ -291,18 +296,7 @@ fn bench_strings(c: &mut Criterion) {
             }
         })
         .collect();
-    let mut g = c.benchmark_group("glob/100K-mixed");
-    g.throughput(Throughput::Elements(queries.len() as u64));
-    g.bench_function("lookup", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for q in &queries {
-                n += db.lookup(q).unwrap().len();
-            }
-            black_box(n)
-        })
-    });
-    g.finish();
+    bench_lookups(c, "glob/100K-mixed", &db, &queries);
 }
 
 fn bench_open(c: &mut Criterion) {

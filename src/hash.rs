@@ -35,7 +35,7 @@ pub fn fold_byte(b: u8, fold: bool) -> u8 {
 
 /// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others are kept.
 #[inline]
-fn fold_word(w: u64) -> u64 {
+pub(crate) fn fold_word(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let low7 = w & !HIGH;

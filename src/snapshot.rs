@@ -78,6 +78,22 @@ pub(crate) struct RawMatch<'a> {
 }
 
 impl<'a> RawMatch<'a> {
+    fn literal(v: &Views<'a>, hit: crate::literal::LiteralHit<'a>) -> RawMatch<'a> {
+        RawMatch {
+            kind: EntryKind::Literal,
+            source: Source::Text(hit.key),
+            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+        }
+    }
+
+    fn glob(v: &Views<'a>, hit: crate::glob::index::GlobHit<'a>) -> RawMatch<'a> {
+        RawMatch {
+            kind: EntryKind::Glob,
+            source: Source::Text(hit.pattern),
+            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+        }
+    }
+
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
@@ -341,21 +357,11 @@ impl Snapshot {
         let q = query.as_bytes();
         if let Some(lit) = &v.literals {
             if let Some(hit) = lit.lookup(q)? {
-                f(RawMatch {
-                    kind: EntryKind::Literal,
-                    source: Source::Text(hit.key),
-                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                });
+                f(RawMatch::literal(v, hit));
             }
         }
         if let Some(globs) = &v.globs {
-            globs.for_each_match(q, |hit| {
-                f(RawMatch {
-                    kind: EntryKind::Glob,
-                    source: Source::Text(hit.pattern),
-                    value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                })
-            })?;
+            globs.for_each_match(q, |hit| f(RawMatch::glob(v, hit)))?;
         }
         // A SIGBUS during the lookup replaced what it read with zeros: refuse the answer.
         self.check_poison()
@@ -391,26 +397,10 @@ impl Snapshot {
                     }
                 }
                 if let Some(hit) = hits[j].take() {
-                    f(
-                        i,
-                        RawMatch {
-                            kind: EntryKind::Literal,
-                            source: Source::Text(hit.key),
-                            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                        },
-                    );
+                    f(i, RawMatch::literal(v, hit));
                 }
                 if let Some(globs) = &v.globs {
-                    globs.for_each_match(q.as_bytes(), |hit| {
-                        f(
-                            i,
-                            RawMatch {
-                                kind: EntryKind::Glob,
-                                source: Source::Text(hit.pattern),
-                                value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
-                            },
-                        )
-                    })?;
+                    globs.for_each_match(q.as_bytes(), |hit| f(i, RawMatch::glob(v, hit)))?;
                 }
             }
         }

@@ -511,17 +511,8 @@ fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
     (i..=last).find(|&j| byte_eq(haystack[j], first, fold) && at(j))
 }
 
-/// ASCII lower-casing of 8 bytes at once (SWAR): bytes in `A-Z` gain 0x20, all others stay.
-#[inline]
-pub(crate) fn ascii_lowercase_word(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low7 = w & !HIGH;
-    let ge_a = low7.wrapping_add((0x80 - b'A' as u64) * ONES);
-    let gt_z = low7.wrapping_add((0x7f - b'Z' as u64) * ONES);
-    let upper = ge_a & !gt_z & !w & HIGH;
-    w | (upper >> 2)
-}
+/// ASCII lower-casing of 8 bytes at once: the one SWAR fold, shared with the hashes.
+pub(crate) use crate::hash::fold_word as ascii_lowercase_word;
 
 #[inline]
 fn byte_eq(a: u8, b: u8, fold: bool) -> bool {
