@@ -317,6 +317,7 @@ impl Database {
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.
+    #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
         let pin = self.pin();
         let raw = pin.snap.lookup_ip(ip)?;

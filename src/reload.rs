@@ -219,6 +219,8 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
                 ),
             });
         }
+        // Here, off the query path, rather than in the first lookup after the swap.
+        snap.build_ip_index();
         Ok(snap)
     }));
     let kind_ok = if in_place {

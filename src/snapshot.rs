@@ -21,7 +21,7 @@ use crate::format::{self, Directory, MatchMode, SectionInfo};
 use crate::glob::index::GlobIndex;
 use crate::literal::LiteralTable;
 use crate::mmdb::metadata::{parse_metadata, Metadata};
-use crate::mmdb::tree::SearchTree;
+use crate::mmdb::tree::{RecordAt, SearchTree};
 use crate::sigbus;
 use crate::validate::{self, ValidationLevel, ValidationReport};
 use crate::value::Value;
@@ -51,51 +51,56 @@ impl fmt::Display for EntryKind {
     }
 }
 
+/// What matched: the entry text, or for an IP match what is needed to name its network.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Source<'a> {
-    Text(&'a str),
-    /// `prefixes` is the file's ip_prefixes table (empty for a plain .mmdb), read at
-    /// `[2 * node + side]` only when the network is asked for (it is a cache miss of its own);
-    /// `depth` the tree depth of the hit: in IPv6 bits for IPv6 trees (IPv4 queries count from
-    /// where the IPv4 subtree starts), in IPv4 bits for IPv4 trees.
+    Literal(&'a str),
+    Glob(&'a str),
+    /// `at` finds the record's code in the file's prefix table (matchy files; read only when the
+    /// network is asked for: it is a cache miss of its own); `depth` is the tree depth of the
+    /// hit: in IPv6 bits for IPv6 trees (IPv4 queries count from where the IPv4 subtree
+    /// starts), in IPv4 bits for IPv4 trees.
     Net {
         query: IpAddr,
-        prefixes: &'a [u8],
-        node: u32,
-        side: u8,
+        at: RecordAt,
         depth: u8,
-        v6_tree: bool,
     },
 }
 
 /// One matching entry, borrowing the snapshot it came from. [`crate::Match`] wraps it with
-/// the pin that keeps the snapshot alive.
+/// the pin that keeps the snapshot alive. Small on purpose (it is returned by every lookup):
+/// the value and the network are made from `views` when asked for.
 #[derive(Clone, Copy)]
 pub(crate) struct RawMatch<'a> {
-    kind: EntryKind,
+    views: &'a Views<'a>,
     source: Source<'a>,
-    value: Value<'a>,
+    /// Offset of the entry's data in the data section.
+    data: usize,
 }
 
 impl<'a> RawMatch<'a> {
-    fn literal(v: &Views<'a>, hit: crate::literal::LiteralHit<'a>) -> RawMatch<'a> {
+    fn literal(v: &'a Views<'a>, hit: crate::literal::LiteralHit<'a>) -> RawMatch<'a> {
         RawMatch {
-            kind: EntryKind::Literal,
-            source: Source::Text(hit.key),
-            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+            views: v,
+            source: Source::Literal(hit.key),
+            data: hit.data_offset as usize,
         }
     }
 
-    fn glob(v: &Views<'a>, hit: crate::glob::index::GlobHit<'a>) -> RawMatch<'a> {
+    fn glob(v: &'a Views<'a>, hit: crate::glob::index::GlobHit<'a>) -> RawMatch<'a> {
         RawMatch {
-            kind: EntryKind::Glob,
-            source: Source::Text(hit.pattern),
-            value: Value::new(v.data, hit.data_offset as usize, v.data_offset),
+            views: v,
+            source: Source::Glob(hit.pattern),
+            data: hit.data_offset as usize,
         }
     }
 
     pub fn kind(&self) -> EntryKind {
-        self.kind
+        match self.source {
+            Source::Literal(_) => EntryKind::Literal,
+            Source::Glob(_) => EntryKind::Glob,
+            Source::Net { .. } => EntryKind::Ip,
+        }
     }
 
     /// The entry as inserted: a network in CIDR form (`10.0.0.0/8`), the literal, or the glob.
@@ -103,7 +108,7 @@ impl<'a> RawMatch<'a> {
     /// tree leaf that answered, as other MaxMind DB readers report it.
     pub fn entry(&self) -> Cow<'a, str> {
         match self.source {
-            Source::Text(s) => Cow::Borrowed(s),
+            Source::Literal(s) | Source::Glob(s) => Cow::Borrowed(s),
             Source::Net { .. } => {
                 let (addr, len) = self
                     .network()
@@ -115,21 +120,11 @@ impl<'a> RawMatch<'a> {
 
     /// The network of an IP match (address with host bits cleared, prefix length).
     pub fn network(&self) -> Option<(IpAddr, u8)> {
-        let Source::Net {
-            query,
-            prefixes,
-            node,
-            side,
-            depth,
-            v6_tree,
-        } = self.source
-        else {
+        let Source::Net { query, at, depth } = self.source else {
             return None;
         };
-        let code = prefixes
-            .get(node as usize * 2 + side as usize)
-            .copied()
-            .unwrap_or(0);
+        let v6_tree = self.views.tree.ip_version() == 6;
+        let code = at.code(self.views.prefixes);
         let low32 = |ip: IpAddr| match ip {
             IpAddr::V4(a) => a,
             IpAddr::V6(a) => Ipv4Addr::from(u128::from(a) as u32),
@@ -162,16 +157,16 @@ impl<'a> RawMatch<'a> {
 
     /// The entry's data, decoded lazily.
     pub fn value(&self) -> Value<'a> {
-        self.value
+        Value::new(self.views.data, self.data, self.views.data_offset)
     }
 }
 
 impl fmt::Debug for RawMatch<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Match")
-            .field("kind", &self.kind)
+            .field("kind", &self.kind())
             .field("entry", &self.entry())
-            .field("value", &self.value)
+            .field("value", &self.value())
             .finish()
     }
 }
@@ -304,6 +299,12 @@ impl Snapshot {
         })
     }
 
+    /// Builds the in-memory IPv4 index now (the first IP lookup would otherwise: tens of
+    /// milliseconds for a GeoLite2-sized tree).
+    pub fn build_ip_index(&self) {
+        self.views.tree.index();
+    }
+
     pub fn views(&self) -> &Views<'_> {
         &self.views
     }
@@ -411,7 +412,6 @@ impl Snapshot {
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<RawMatch<'_>>> {
         let v = self.views();
-        let v6_tree = v.tree.ip_version() == 6;
         let (hit, depth_base) = match ip {
             // In an IPv6 tree, IPv4 lives under ::/96: express the depth in IPv6 bits.
             IpAddr::V4(a) => v.tree.lookup_v4_from_start(a)?,
@@ -423,16 +423,13 @@ impl Snapshot {
         // Checked after reading: a SIGBUS during the walk zeroed what it read.
         self.check_poison()?;
         Ok(Some(RawMatch {
-            kind: EntryKind::Ip,
+            views: v,
             source: Source::Net {
                 query: ip,
-                prefixes: v.prefixes,
-                node: hit.node,
-                side: hit.side,
+                at: hit.at,
                 depth: depth_base + hit.depth,
-                v6_tree,
             },
-            value: Value::new(v.data, hit.data_offset, v.data_offset),
+            data: hit.data_offset,
         }))
     }
 }
@@ -625,7 +622,7 @@ fn open_views(file: &[u8]) -> Result<(Views<'_>, DatabaseInfo)> {
     Ok((
         Views {
             file,
-            tree,
+            tree: tree.with_prefix_table(prefixes),
             data,
             data_offset,
             prefixes,

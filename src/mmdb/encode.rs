@@ -237,7 +237,7 @@ pub fn encode_map(entries: &[(String, DataValue)], out: &mut Vec<u8>) -> Result<
 
 /// `HashMap` hasher for keys that already are good 64-bit hashes.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {

@@ -5,5 +5,6 @@
 pub mod decode;
 pub mod encode;
 pub mod metadata;
+mod stride;
 pub mod tree;
 pub mod tree_builder;

@@ -588,7 +588,7 @@ fn write_node(out: &mut [u8], record_size: u16, [left, right]: [u32; 2]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::mmdb::tree::{SearchTree, TreeHit};
+    use crate::mmdb::tree::{RecordAt, SearchTree, TreeHit};
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -716,11 +716,12 @@ pub(crate) mod tests {
             built.ip_version,
         )
         .unwrap()
+        .with_prefix_table(&built.prefix_table)
     }
 
     fn answer(built: &BuiltTree, hit: Option<TreeHit>) -> Option<(u32, u8)> {
         hit.map(|h| {
-            let code = built.prefix_table[2 * h.node as usize + h.side as usize];
+            let code = h.at.code(&built.prefix_table);
             (h.data_offset as u32, code)
         })
     }
@@ -871,11 +872,14 @@ pub(crate) mod tests {
         let tree = view(&built);
         let hit = tree.lookup("1.2.3.4".parse().unwrap()).unwrap().unwrap();
         assert_eq!(
-            (hit.data_offset, hit.node, hit.side, hit.depth),
-            (3, 0, 0, 0)
+            (hit.data_offset, hit.at.code(&built.prefix_table), hit.depth),
+            (3, 1, 0)
         );
         let hit = tree.lookup("ffff::".parse().unwrap()).unwrap().unwrap();
-        assert_eq!((hit.data_offset, hit.side, hit.depth), (3, 1, 1));
+        assert_eq!(
+            (hit.data_offset, hit.at, hit.depth),
+            (3, RecordAt::Node { node: 0, side: 1 }, 1)
+        );
         assert_eq!(built.prefix_table, vec![1, 1]);
     }
 
@@ -913,7 +917,7 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!((hit.data_offset, hit.depth), (0, 32));
         assert_eq!(
-            built.prefix_table[2 * hit.node as usize + hit.side as usize],
+            hit.at.code(&built.prefix_table),
             162
         );
         assert_eq!(
@@ -1123,8 +1127,8 @@ pub(crate) mod tests {
             let tree = view(&built);
             let hit = tree.lookup("128.0.0.1".parse().unwrap()).unwrap().unwrap();
             assert_eq!(
-                (hit.data_offset, hit.node, hit.side, hit.depth),
-                (off as usize, 1, 0, 2)
+                (hit.data_offset, hit.at.code(&built.prefix_table), hit.depth),
+                (off as usize, built.prefix_table[2], 2)
             );
             let reader = maxminddb::Reader::from_source(mmdb_file(&built, data_len)).unwrap();
             for ip in ["128.0.0.1", "192.1.1.1", "1.1.1.1"] {

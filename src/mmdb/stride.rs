@@ -1,0 +1,276 @@
+//! An in-memory multibit index over the IPv4 subtree of a search tree, so that an IPv4 lookup
+//! reads a direct table, at most three small nodes and one small leaf instead of following up
+//! to 32 dependent tree records (each a likely cache miss in a large tree).
+//!
+//! The shape is a "poptrie" (Asai and Ohara, SIGCOMM 2015): a direct table indexed by the first
+//! `direct_bits` address bits, then nodes of [`STRIDE`] bits. A node has two 64-bit maps: which
+//! of its 64 children are nodes, and where a run of equal leaves starts; children and leaf ids
+//! are stored contiguously, so the child for slot `i` is found by counting the set bits at or
+//! below `i` (a popcount), and the 2^6-way fan-out costs 24 bytes per node.
+//!
+//! A leaf is what the walk would have returned: the tree record, its depth, and the prefix-table
+//! code of the record (matchy files; 0 for plain .mmdb files). Leaves are stored once each
+//! (GeoLite2-Country has a few thousand distinct ones), and the direct table and nodes hold
+//! 4-byte leaf ids, so most lookups end after two reads of small, hot tables. Where the walk
+//! would fail (a path longer than 32 bits, a record that cannot be read), the leaf says "resume
+//! the walk at this node" and the walk reports the error. A damaged tree that would make the
+//! index larger than the tree itself (shared nodes multiplying the paths) gets no index, and
+//! lookups walk.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::encode::PassThrough;
+use super::tree::{Shape, DATA_SECTION_SEPARATOR_LEN};
+use crate::hash::fmix64;
+
+/// Address bits one node consumes.
+pub(super) const STRIDE: u32 = 6;
+
+/// Direct-table entries with this bit set are leaf ids; others are node indexes.
+const LEAF_TAG: u32 = 1 << 31;
+
+/// How a walk from the subtree's start ends for one address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Leaf {
+    /// [`ANSWER`](Self::ANSWER): `record` (`>= node_count`) answers, "not found" or a data
+    /// pointer. [`RESUME`](Self::RESUME): the walk resumes at node `record`.
+    pub kind: u8,
+    /// Address bits consumed when the record was read, counting from the subtree's start (for
+    /// a resume leaf: bits consumed on arriving at the node).
+    pub depth: u8,
+    /// The record's prefix-table code (0: none).
+    pub code: u8,
+    pub record: u32,
+}
+
+impl Leaf {
+    pub const ANSWER: u8 = 0;
+    pub const RESUME: u8 = 1;
+
+    fn resume(node: u32, depth: u32) -> Leaf {
+        Leaf {
+            kind: Leaf::RESUME,
+            depth: depth as u8,
+            code: 0,
+            record: node,
+        }
+    }
+
+    fn key(self) -> u64 {
+        // fmix64 is a bijection: distinct leaves keep distinct keys.
+        fmix64(
+            u64::from(self.record)
+                | u64::from(self.depth) << 32
+                | u64::from(self.code) << 40
+                | u64::from(self.kind) << 48,
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Node {
+    /// Bit `i`: child `i` is a node (`first_child + rank`), else a leaf.
+    children: u64,
+    /// Bit `i`: leaf slot `i` differs from the previous leaf slot (starts a run in `leaf_ids`).
+    leaf_runs: u64,
+    first_child: u32,
+    first_leaf: u32,
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub(super) struct StrideIndex {
+    direct_bits: u32,
+    direct: Box<[u32]>,
+    nodes: Box<[Node]>,
+    leaf_ids: Box<[u32]>,
+    leaves: Box<[Leaf]>,
+}
+
+impl StrideIndex {
+    /// Indexes the 32-bit subtree under `start` (a node index `< node_count`); `prefixes` is the
+    /// file's prefix table (2 codes per node) or empty. `None` if the tree is too damaged to
+    /// index within the size of the tree.
+    pub(super) fn build(tree: &Shape<'_>, prefixes: &[u8], start: u32) -> Option<StrideIndex> {
+        // A small tree needs no 2^16 table (256 KiB) to be fast.
+        let direct_bits = if tree.node_count > 1 << 14 { 16 } else { 8 };
+        let mut b = Builder {
+            tree,
+            prefixes,
+            nodes: Vec::new(),
+            leaf_ids: Vec::new(),
+            leaves: Vec::new(),
+            ids: HashMap::default(),
+            // In an undamaged tree each index node stands for a distinct tree node and each leaf
+            // run for a distinct record, so these bounds are never reached.
+            node_budget: tree.node_count as usize,
+            leaf_budget: 2 * tree.node_count as usize + (1 << direct_bits),
+        };
+        let mut slots = vec![Slot::Leaf(Leaf::resume(start, 0)); 1 << direct_bits];
+        b.fill(start, 0, 0, 0, direct_bits, &mut slots);
+        let mut direct = Vec::with_capacity(slots.len());
+        for slot in slots {
+            direct.push(match slot {
+                Slot::Leaf(leaf) => LEAF_TAG | b.leaf_id(leaf)?,
+                Slot::Node(node) => {
+                    let at = b.reserve_nodes(1)?;
+                    b.nodes[at] = b.node(node, direct_bits)?;
+                    at as u32
+                }
+            });
+        }
+        Some(StrideIndex {
+            direct_bits,
+            direct: direct.into_boxed_slice(),
+            nodes: b.nodes.into_boxed_slice(),
+            leaf_ids: b.leaf_ids.into_boxed_slice(),
+            leaves: b.leaves.into_boxed_slice(),
+        })
+    }
+
+    /// The leaf answering `key` (an IPv4 address).
+    #[inline(always)]
+    pub(super) fn lookup(&self, key: u32) -> Leaf {
+        let entry = self.direct[(key >> (32 - self.direct_bits)) as usize];
+        if entry & LEAF_TAG != 0 {
+            return self.leaves[(entry & !LEAF_TAG) as usize];
+        }
+        let mut node = &self.nodes[entry as usize];
+        // The unread bits at the top, zeros below: a stride reaching past bit 32 was built
+        // with the same zero padding.
+        let mut rest = (u64::from(key) << 32) << self.direct_bits;
+        loop {
+            let slot = (rest >> (64 - STRIDE)) as u32;
+            let upto = u64::MAX >> (63 - slot);
+            if node.children >> slot & 1 != 0 {
+                let rank = (node.children & upto).count_ones() as usize;
+                node = &self.nodes[node.first_child as usize + rank - 1];
+                rest <<= STRIDE;
+            } else {
+                let rank = (node.leaf_runs & upto).count_ones() as usize;
+                let id = self.leaf_ids[node.first_leaf as usize + rank - 1];
+                return self.leaves[id as usize];
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Leaf(Leaf),
+    /// A tree node starting a new index node.
+    Node(u32),
+}
+
+struct Builder<'t> {
+    tree: &'t Shape<'t>,
+    prefixes: &'t [u8],
+    nodes: Vec<Node>,
+    leaf_ids: Vec<u32>,
+    leaves: Vec<Leaf>,
+    ids: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
+    node_budget: usize,
+    leaf_budget: usize,
+}
+
+impl Builder<'_> {
+    /// Sets the slots under tree node `node` (reached after `depth` address bits, `rel` bits
+    /// into a stride of `bits`, along the stride-relative path `prefix`).
+    fn fill(&self, node: u32, depth: u32, rel: u32, prefix: usize, bits: u32, slots: &mut [Slot]) {
+        for side in 0..2 {
+            let (path, depth, rel) = (prefix << 1 | side as usize, depth + 1, rel + 1);
+            let slot = match self.tree.record(node, side) {
+                None => Slot::Leaf(Leaf::resume(node, depth - 1)),
+                // Into the separator: the walk reports it, with the record's offset.
+                Some(record)
+                    if record > self.tree.node_count
+                        && record - self.tree.node_count < DATA_SECTION_SEPARATOR_LEN =>
+                {
+                    Slot::Leaf(Leaf::resume(node, depth - 1))
+                }
+                Some(record) if record >= self.tree.node_count => Slot::Leaf(Leaf {
+                    kind: Leaf::ANSWER,
+                    depth: depth as u8,
+                    code: self
+                        .prefixes
+                        .get(node as usize * 2 + side as usize)
+                        .copied()
+                        .unwrap_or(0),
+                    record,
+                }),
+                // A node below bit 32: the walk reports the overlong path.
+                Some(_) if depth == 32 => Slot::Leaf(Leaf::resume(node, depth - 1)),
+                Some(record) if rel == bits => Slot::Node(record),
+                Some(record) => {
+                    self.fill(record, depth, rel, path, bits, slots);
+                    continue;
+                }
+            };
+            // Past bit 32 the remaining stride bits are padding: every padded slot is this one.
+            slots[path << (bits - rel)..(path + 1) << (bits - rel)].fill(slot);
+        }
+    }
+
+    /// The index node for the stride starting at tree node `node`, `depth` bits down.
+    fn node(&mut self, node: u32, depth: u32) -> Option<Node> {
+        let mut slots = [Slot::Leaf(Leaf::resume(node, depth)); 1 << STRIDE];
+        self.fill(node, depth, 0, 0, STRIDE, &mut slots);
+        let mut out = Node {
+            first_leaf: self.leaf_ids.len() as u32,
+            ..Node::default()
+        };
+        let mut previous = None;
+        let mut child_nodes = [0u32; 1 << STRIDE];
+        let mut children = 0;
+        for (i, slot) in slots.iter().enumerate() {
+            match *slot {
+                Slot::Leaf(leaf) => {
+                    if previous != Some(leaf) {
+                        if self.leaf_ids.len() >= self.leaf_budget {
+                            return None;
+                        }
+                        let id = self.leaf_id(leaf)?;
+                        self.leaf_ids.push(id);
+                        out.leaf_runs |= 1 << i;
+                        previous = Some(leaf);
+                    }
+                }
+                Slot::Node(child) => {
+                    out.children |= 1 << i;
+                    child_nodes[children] = child;
+                    children += 1;
+                }
+            }
+        }
+        // Children are contiguous: reserve them all, then fill each (depth first).
+        let first = self.reserve_nodes(children)?;
+        out.first_child = first as u32;
+        for (k, &child) in child_nodes[..children].iter().enumerate() {
+            self.nodes[first + k] = self.node(child, depth + STRIDE)?;
+        }
+        Some(out)
+    }
+
+    /// The id of `leaf` in the table of distinct leaves.
+    fn leaf_id(&mut self, leaf: Leaf) -> Option<u32> {
+        let next = self.leaves.len() as u32;
+        let id = *self.ids.entry(leaf.key()).or_insert(next);
+        if id == next {
+            if next >= LEAF_TAG {
+                return None;
+            }
+            self.leaves.push(leaf);
+        }
+        Some(id)
+    }
+
+    fn reserve_nodes(&mut self, n: usize) -> Option<usize> {
+        let at = self.nodes.len();
+        if at + n > self.node_budget || at + n >= LEAF_TAG as usize {
+            return None;
+        }
+        self.nodes.resize(at + n, Node::default());
+        Some(at)
+    }
+}
