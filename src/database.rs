@@ -9,18 +9,19 @@
 //! That pin is a non-atomic `Rc`, which is why results are `!Send`.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use crate::error::Result;
+use crate::readers::{self, ReaderState};
 use crate::reload::{self, Callback, ReloadEvent, ReloadOptions, ReloadState, ReloadStats};
 use crate::snapshot::{DatabaseInfo, EntryKind, RawMatch, Snapshot};
 use crate::validate::{ValidationLevel, ValidationReport};
@@ -132,6 +133,8 @@ pub(crate) struct Shared {
     pub current: ArcSwap<Snapshot>,
     generation: AtomicU64,
     pub reload: ReloadState,
+    /// Snapshots replaced by reloads that may still be mapped (see `release_retired`).
+    retired: Mutex<Vec<Weak<Snapshot>>>,
 }
 
 impl Shared {
@@ -143,7 +146,34 @@ impl Shared {
             current: ArcSwap::from_pointee(snap),
             generation: AtomicU64::new(1),
             reload,
+            retired: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes a snapshot that was just replaced (its successor's generation published) and
+    /// releases its mapping as soon as no thread uses it.
+    pub fn retire(&self, old: Arc<Snapshot>) {
+        reload::lock(&self.retired).push(Arc::downgrade(&old));
+        drop(old);
+        self.release_retired();
+    }
+
+    /// Releases the mappings of replaced snapshots that no thread uses any more, although idle
+    /// threads may still pin them (see `crate::readers`). True while some remain in use.
+    pub fn release_retired(&self) -> bool {
+        let mut retired = reload::lock(&self.retired);
+        retired.retain(|w| w.strong_count() > 0);
+        if retired.is_empty() {
+            return false;
+        }
+        if !readers::process_barrier() {
+            // No barrier, no early release: pins free their snapshots when their threads
+            // next look up (or exit).
+            retired.clear();
+            return false;
+        }
+        retired.retain(|w| w.upgrade().is_some_and(|snap| !snap.release_if_unused(0)));
+        !retired.is_empty()
     }
 
     pub fn generation(&self) -> u64 {
@@ -156,9 +186,34 @@ impl Shared {
     }
 }
 
-/// A thread's hold on one snapshot.
+/// A thread's pin of one snapshot (kept in the thread-local cache).
 struct Pin {
     snap: Arc<Snapshot>,
+    /// This thread's use of `snap`, which the reload watcher checks before releasing it.
+    reader: Arc<ReaderState>,
+}
+
+/// One counted use of a pin: a lookup in progress, or a result alive. While any exists on any
+/// thread, a replaced snapshot stays mapped (see `crate::readers`).
+struct Hold(Rc<Pin>);
+
+impl Hold {
+    fn snap(&self) -> &Snapshot {
+        &self.0.snap
+    }
+}
+
+impl Clone for Hold {
+    fn clone(&self) -> Hold {
+        self.0.reader.enter();
+        Hold(self.0.clone())
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.reader.leave();
+    }
 }
 
 struct PinSlot {
@@ -168,22 +223,19 @@ struct PinSlot {
     owner: Weak<Shared>,
 }
 
-/// Bumped whenever a database's shared state goes (its last handle was dropped): a thread
-/// that sees it change prunes its pins of closed databases at its next lookup, even one on the
-/// fast path of another database, which would otherwise keep the closed file mapped forever.
-static CLOSED: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
     static PINS: RefCell<Vec<PinSlot>> = const { RefCell::new(Vec::new()) };
-    /// The value of `CLOSED` when this thread last pruned its pins.
-    static CLOSED_SEEN: Cell<u64> = const { Cell::new(0) };
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Runs once the strong count is zero: a thread that sees the bump also sees that
-        // `owner.strong_count() == 0`, so its pruning cannot miss this database.
-        CLOSED.fetch_add(1, Ordering::Release);
+        // The last handle is gone, so no lookup can start; threads may still pin the snapshot
+        // in their caches (one busy on another database never looks at this one again, and
+        // prunes closed databases only when it repins). Unmap it now unless results live.
+        if readers::process_barrier() {
+            self.current.load_full().release_if_unused(1);
+        }
+        self.release_retired();
     }
 }
 
@@ -244,39 +296,42 @@ impl Database {
         })
     }
 
-    /// This thread's pin of the current snapshot: one atomic load when nothing changed.
+    /// A counted use of this thread's pin of the current snapshot: one atomic load of the
+    /// generation (and two plain stores) when nothing changed.
     #[inline]
-    fn pin(&self) -> Rc<Pin> {
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        let closed = CLOSED.load(Ordering::Acquire);
+    fn pin(&self) -> Hold {
         let id = self.shared.id;
         let fast = PINS.with(|p| {
-            if CLOSED_SEEN.with(Cell::get) != closed {
-                return None;
-            }
             let slots = p.borrow();
-            slots
-                .iter()
-                .find(|s| s.db == id && s.generation == generation)
-                .map(|s| s.pin.clone())
+            let slot = slots.iter().find(|s| s.db == id)?;
+            // Counted before the generation is read: the watcher publishes a generation before
+            // it looks at readers, so it sees this use or this lookup sees the new generation.
+            slot.pin.reader.enter();
+            let hold = Hold(slot.pin.clone());
+            (slot.generation == self.shared.generation.load(Ordering::Acquire)).then_some(hold)
         });
         match fast {
-            Some(pin) => pin,
-            None => self.repin(generation, closed),
+            Some(hold) => hold,
+            None => self.repin(),
         }
     }
 
     #[cold]
-    fn repin(&self, generation: u64, closed: u64) -> Rc<Pin> {
-        let pin = Rc::new(Pin {
-            snap: self.shared.current.load_full(),
-        });
+    fn repin(&self) -> Hold {
+        let (generation, snap, reader) = loop {
+            let generation = self.shared.generation.load(Ordering::Acquire);
+            let snap = self.shared.current.load_full();
+            // Fails only if the snapshot was released, i.e. replaced meanwhile: load again.
+            if let Some(reader) = snap.add_reader() {
+                break (generation, snap, reader);
+            }
+        };
+        let pin = Rc::new(Pin { snap, reader });
         let id = self.shared.id;
         PINS.with(|p| {
             let mut slots = p.borrow_mut();
             // Forget pins of databases that were closed, so their snapshots can go.
             slots.retain(|s| s.db == id || s.owner.strong_count() > 0);
-            CLOSED_SEEN.with(|c| c.set(closed));
             match slots.iter_mut().find(|s| s.db == id) {
                 Some(s) => {
                     s.generation = generation;
@@ -290,7 +345,8 @@ impl Database {
                 }),
             }
         });
-        pin
+        // `add_reader` counted this use already.
+        Hold(pin)
     }
 
     /// Every entry matching `query`, in order: the IP network (when `query` is an IP address),
@@ -298,10 +354,10 @@ impl Database {
     /// against literals and globs (so `glob:10.0.*` matches `10.0.0.1`). An IPv6 address
     /// against an IPv4-only database is a miss here (and an error from [`lookup_ip`](Self::lookup_ip)).
     pub fn lookup(&self, query: &str) -> Result<Matches> {
-        let pin = self.pin();
+        let hold = self.pin();
         let mut out = Matches::default();
-        pin.snap
-            .lookup_with(query, |raw| out.push(Match::new(raw, &pin)))?;
+        hold.snap()
+            .lookup_with(query, |raw| out.push(Match::new(raw, &hold)))?;
         Ok(out)
     }
 
@@ -309,22 +365,22 @@ impl Database {
     /// `queries[i]`, in the same order `lookup` gives. Faster than one call per query when many
     /// queries hit exact strings (their memory waits overlap).
     pub fn lookup_batch(&self, queries: &[&str]) -> Result<Vec<Matches>> {
-        let pin = self.pin();
+        let hold = self.pin();
         let mut out: Vec<Matches> = (0..queries.len()).map(|_| Matches::default()).collect();
-        pin.snap
-            .lookup_batch_with(queries, |i, raw| out[i].push(Match::new(raw, &pin)))?;
+        hold.snap()
+            .lookup_batch_with(queries, |i, raw| out[i].push(Match::new(raw, &hold)))?;
         Ok(out)
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
-        let pin = self.pin();
-        let raw = pin.snap.lookup_ip(ip)?;
-        // SAFETY: as in `Match::with_pin`: the pin moves into the Match that borrows from it.
+        let hold = self.pin();
+        let raw = hold.snap().lookup_ip(ip)?;
+        // SAFETY: as in `Match::new`: the hold moves into the Match that borrows from it.
         let raw =
             unsafe { std::mem::transmute::<Option<RawMatch<'_>>, Option<RawMatch<'static>>>(raw) };
-        Ok(raw.map(|raw| Match { raw, _pin: pin }))
+        Ok(raw.map(|raw| Match { raw, _hold: hold }))
     }
 
     /// Metadata, counts and layout of the snapshot being served.
@@ -377,20 +433,21 @@ fn reload_stats(shared: &Shared) -> ReloadStats {
 /// version it came from alive; use and drop it on the thread that looked it up.
 pub struct Match {
     raw: RawMatch<'static>,
-    _pin: Rc<Pin>,
+    _hold: Hold,
 }
 
 impl Match {
-    /// `raw` must have been produced by `pin.snap`.
-    fn new(raw: RawMatch<'_>, pin: &Rc<Pin>) -> Match {
-        // SAFETY: `raw` borrows bytes of `pin.snap`, which the `Rc<Pin>` stored next to it keeps
+    /// `raw` must have been produced by `hold.snap()`.
+    fn new(raw: RawMatch<'_>, hold: &Hold) -> Match {
+        // SAFETY: `raw` borrows bytes of `hold.snap()`, which the `Hold` stored next to it keeps
         // alive (and unmoved: the bytes live in a heap allocation or mapping owned by the
-        // snapshot) for as long as this Match exists. The 'static lifetime never escapes: every
+        // snapshot; and mapped: a snapshot is released only when no hold on it exists) for as
+        // long as this Match exists. The 'static lifetime never escapes: every
         // accessor re-borrows it for `&self`.
         let raw = unsafe { std::mem::transmute::<RawMatch<'_>, RawMatch<'static>>(raw) };
         Match {
             raw,
-            _pin: pin.clone(),
+            _hold: hold.clone(),
         }
     }
 

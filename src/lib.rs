@@ -29,6 +29,7 @@ mod value;
 
 mod builder;
 mod database;
+mod readers;
 mod reload;
 mod sigbus;
 mod snapshot;

@@ -141,7 +141,7 @@ impl ReloadState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the counters inconsistent in a way
     // that matters more than losing reloads would.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -202,6 +202,8 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
         current.poison();
         lock(&state.stats).modified_in_place += 1;
     }
+    // Released here so the swap below can retire the last strong reference but the readers'.
+    drop(current);
     // In-place writes are only trusted as a private copy: the file may change again under a map.
     let in_memory = state.options.in_memory || in_place;
     let level = state.options.validation;
@@ -232,8 +234,10 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
         Ok(Ok(snap)) => {
             // Store the snapshot before publishing its generation: a reader that sees the new
             // generation is guaranteed to load the new snapshot.
-            shared.current.store(Arc::new(snap));
+            let old = shared.current.swap(Arc::new(snap));
             let generation = shared.bump_generation();
+            // After the bump: readers that miss it are seen by the release's barrier.
+            shared.retire(old);
             *lock(&state.last_failed) = None;
             let mut st = lock(&state.stats);
             st.successes += 1;
@@ -465,6 +469,9 @@ fn poison_if_modified_in_place(shared: &Shared) {
     }
 }
 
+/// How often the watcher looks again at replaced snapshots that were still in use.
+const RELEASE_RETRY: Duration = Duration::from_millis(50);
+
 fn watch_loop(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Msg>,
@@ -477,8 +484,12 @@ fn watch_loop(
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        // A replaced snapshot still in use is released soon after its last reader lets go.
+        let releasing = shared.release_retired();
         // Wait for an event or the next poll tick (backing off after repeated failures).
-        let backoff = if dir_watch.lost() {
+        let backoff = if releasing {
+            RELEASE_RETRY
+        } else if dir_watch.lost() {
             opts.debounce.max(Duration::from_millis(10))
         } else {
             opts.poll_interval

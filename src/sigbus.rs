@@ -111,19 +111,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
         let page = addr & !(PAGE_SIZE.load(Ordering::Relaxed) - 1);
         // SAFETY: the page lies inside a mapping we own (registered, not yet unregistered: the
-        // faulting read holds the snapshot alive). Replacing it with an anonymous read-only page
-        // of zeros changes only what this mapping reads; mmap is async-signal-safe.
-        let mapped = unsafe {
-            libc::mmap(
-                page as *mut libc::c_void,
-                PAGE_SIZE.load(Ordering::Relaxed),
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if mapped != libc::MAP_FAILED {
+        // faulting read holds the snapshot alive). Replacing it with zeros changes only what
+        // this mapping reads; mmap is async-signal-safe.
+        let mapped = unsafe { map_zeros(page as *const u8, PAGE_SIZE.load(Ordering::Relaxed)) };
+        if mapped {
             let poison = r.poison.load(Ordering::Acquire);
             if !poison.is_null() {
                 // SAFETY: the flag outlives the registration (see `register`).
@@ -133,6 +124,27 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
     }
     chain(sig, info, ctx);
+}
+
+/// Replaces `len` bytes of mapping at `start` (page-aligned) by anonymous read-only zero pages,
+/// in place: the addresses stay valid, the file is no longer mapped there. False if mmap failed.
+///
+/// # Safety
+/// `[start, start + len)` must be (part of) a mapping owned by the caller, and nothing may rely
+/// on reading its old contents any more.
+pub(crate) unsafe fn map_zeros(start: *const u8, len: usize) -> bool {
+    // SAFETY: the caller owns the range; MAP_FIXED replaces exactly it.
+    let mapped = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    mapped != libc::MAP_FAILED
 }
 
 /// Hand a fault that is not ours to the previous handler, or to the default action.

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::entry::mask;
 use crate::error::{Error, Result};
@@ -22,6 +23,7 @@ use crate::glob::index::GlobIndex;
 use crate::literal::LiteralTable;
 use crate::mmdb::metadata::{parse_metadata, Metadata};
 use crate::mmdb::tree::{RecordAt, SearchTree};
+use crate::readers::{ReaderRegistry, ReaderState};
 use crate::sigbus;
 use crate::validate::{self, ValidationLevel, ValidationReport};
 use crate::value::Value;
@@ -55,7 +57,8 @@ impl fmt::Display for EntryKind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Source<'a> {
     Literal(&'a str),
-    Glob(&'a str),
+    /// UTF-8 unless the file is damaged; shown lossily then.
+    Glob(&'a [u8]),
     /// `at` finds the record's code in the file's prefix table (matchy files; read only when the
     /// network is asked for: it is a cache miss of its own); `depth` is the tree depth of the
     /// hit: in IPv6 bits for IPv6 trees (IPv4 queries count from where the IPv4 subtree
@@ -108,7 +111,8 @@ impl<'a> RawMatch<'a> {
     /// tree leaf that answered, as other MaxMind DB readers report it.
     pub fn entry(&self) -> Cow<'a, str> {
         match self.source {
-            Source::Literal(s) | Source::Glob(s) => Cow::Borrowed(s),
+            Source::Literal(s) => Cow::Borrowed(s),
+            Source::Glob(s) => String::from_utf8_lossy(s),
             Source::Net { .. } => {
                 let (addr, len) = self
                     .network()
@@ -124,7 +128,7 @@ impl<'a> RawMatch<'a> {
             return None;
         };
         let v6_tree = self.views.tree.ip_version() == 6;
-        let code = at.code(self.views.prefixes);
+        let code = self.views.tree.prefix_code(at);
         let low32 = |ip: IpAddr| match ip {
             IpAddr::V4(a) => a,
             IpAddr::V6(a) => Ipv4Addr::from(u128::from(a) as u32),
@@ -241,6 +245,8 @@ pub(crate) struct Snapshot {
     poisoned: Box<AtomicBool>,
     /// Unregisters the mapping from the SIGBUS guard; dropped before `backing`.
     _sigbus: Option<sigbus::Guard>,
+    /// The threads reading this snapshot, for releasing its mapping once it is replaced.
+    readers: ReaderRegistry,
     backing: Backing,
 }
 
@@ -295,6 +301,7 @@ impl Snapshot {
             identity,
             poisoned,
             _sigbus: guard,
+            readers: ReaderRegistry::default(),
             backing,
         })
     }
@@ -303,6 +310,30 @@ impl Snapshot {
     /// milliseconds for a GeoLite2-sized tree).
     pub fn build_ip_index(&self) {
         self.views.tree.index();
+    }
+
+    /// A new reader of this snapshot, counting one use; `None` once its mapping was released.
+    pub fn add_reader(&self) -> Option<Arc<ReaderState>> {
+        self.readers.add()
+    }
+
+    /// For a snapshot no longer served, after a [`process_barrier`](crate::readers::process_barrier):
+    /// if no thread uses it (lookups, results) and nothing else holds it, replaces its mapping
+    /// by zero pages, so the replaced file is unmapped although idle threads still hold their
+    /// pins. `others`: references the caller knows of besides its own and the pins'. True when
+    /// nothing is left to release (released now or before, or not mapped).
+    pub fn release_if_unused(self: &Arc<Self>, others: usize) -> bool {
+        let Backing::Mapped(map) = &self.backing else {
+            return true; // bytes in memory are freed with the snapshot itself
+        };
+        self.readers
+            .release_if_unused(Arc::strong_count(self) - others, || {
+                self.poison();
+                // SAFETY: the mapping is ours, and no reader can use it: every pin is idle (no
+                // lookup in progress, no result alive) and will find a new generation before it
+                // reads again; nothing else holds the snapshot.
+                unsafe { sigbus::map_zeros(map.as_ptr(), map.len()) };
+            })
     }
 
     pub fn views(&self) -> &Views<'_> {
@@ -464,8 +495,22 @@ pub(crate) struct Views<'a> {
 /// An IP address query: cheap rejection first, since most string queries are not IPs.
 #[inline]
 fn parse_ip(query: &str) -> Option<IpAddr> {
-    let first = *query.as_bytes().first()?;
-    if !(first.is_ascii_hexdigit() || first == b':') || query.len() > 45 {
+    let bytes = query.as_bytes();
+    if bytes.is_empty() || bytes.len() > 45 {
+        return None;
+    }
+    // One pass rejects almost every domain, hash or e-mail before the full parser runs: IPv4 is
+    // digits and dots; IPv6 has colons, hex digits, and dots only for an embedded IPv4.
+    let (mut colon, mut letter) = (false, false);
+    for &c in bytes {
+        match c {
+            b'0'..=b'9' | b'.' => {}
+            b':' => colon = true,
+            b'a'..=b'f' | b'A'..=b'F' => letter = true,
+            _ => return None,
+        }
+    }
+    if letter && !colon {
         return None;
     }
     query.parse().ok()

@@ -5,8 +5,9 @@
 //!
 //! * a **prefix** anchor: the first `ℓ` bytes of the glob's leading literal (`evil-*`), or
 //! * a **suffix** anchor: the last `ℓ` bytes of its trailing literal (`*.evil.com`), where `ℓ` is
-//!   a length class (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) not above the literal's length,
-//!   so a query probes at most a dozen prefix and a dozen suffix lengths, or
+//!   a length class (every length 1 to 16, then 20, 24, 32, 40, 48, 64) not above the literal's
+//!   length: short literals (most domains) are filed whole, so few globs share a key, and a
+//!   query probes only the lengths the section lists (see pruning below), or
 //! * an **infix** anchor: a gram from one of its literal runs (`*mal*ware*`): a 4-byte window,
 //!   or a whole run shorter than 4 bytes.
 //!
@@ -109,6 +110,7 @@ use crate::hash::{fold_byte, Fnv};
 use super::pattern::{
     ascii_lowercase_word, glob_match_split, literal_edges, literal_runs, validate, LiteralRun,
 };
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 
 pub use crate::mmdb::tree_builder::KeepDuplicate;
@@ -130,7 +132,9 @@ const GRAM_FILTER_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Prefix and suffix keys are cut to one of these lengths: a query probes at most this many
 /// lengths per side. Globs the cut makes share a key are told apart by their checks.
-const LENGTH_CLASSES: [usize; 12] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
+const LENGTH_CLASSES: [usize; 22] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 24, 32, 40, 48, 64,
+];
 /// Longest piece hashed for a check (and for prefix/suffix keys): shape masks have 64 bits.
 const MAX_PIECE: usize = 64;
 /// Longest gram; the gram bitmap packs a gram into 4 bytes.
@@ -223,6 +227,25 @@ fn pack_check(len: usize, hash: u64) -> u32 {
 #[inline]
 fn check_len(check: u32) -> usize {
     (check >> 26) as usize + 1
+}
+
+/// The last prefix (or suffix) check a query computed, by piece length: the globs of a bucket
+/// mostly share their length, and a check costs a hash of up to 64 bytes.
+#[derive(Default)]
+struct CheckMemo(Cell<(usize, u32)>);
+
+impl CheckMemo {
+    /// The check of the `n`-byte piece (n >= 1), from `compute` unless it was the last asked.
+    #[inline]
+    fn get(&self, n: usize, compute: impl FnOnce() -> u32) -> u32 {
+        let (len, check) = self.0.get();
+        if len == n {
+            return check;
+        }
+        let check = compute();
+        self.0.set((n, check));
+        check
+    }
 }
 
 /// Gram bytes (folded) packed for the gram bitmap: little-endian bytes, length in bits 32..35.
@@ -747,7 +770,9 @@ fn edge_hints(pattern: &[u8]) -> (u16, u16) {
 #[derive(Debug, Clone, Copy)]
 pub struct GlobHit<'a> {
     pub id: u32,
-    pub pattern: &'a str,
+    /// The glob as inserted: UTF-8 unless the file is damaged (strict validation checks every
+    /// pattern; lookups do not re-check the ones they return).
+    pub pattern: &'a [u8],
     pub data_offset: u32,
 }
 
@@ -997,7 +1022,7 @@ impl<'a> GlobIndex<'a> {
         }
         Ok(GlobHit {
             id,
-            pattern: pattern_str(off, record.pattern)?,
+            pattern: pattern_str(off, record.pattern)?.as_bytes(),
             data_offset: record.data_offset,
         })
     }
@@ -1135,6 +1160,7 @@ impl<'a> GlobIndex<'a> {
         let [prefix_mask, suffix_mask, infix_mask] = self.masks;
         // Hash forward (prefixes) and backward (suffixes), probing at each listed length.
         if prefix_mask != 0 {
+            let checks = CheckMemo::default();
             let mut h = Fnv::new(PREFIX_SEED);
             let mut done = 0;
             let mut lengths = prefix_mask;
@@ -1148,11 +1174,13 @@ impl<'a> GlobIndex<'a> {
                 done = len;
                 self.probe(h.finish(len), out, |check| {
                     let n = check_len(check);
-                    n <= query.len() && pack_check(n, prefix_key(&query[..n], fold)) == check
+                    n <= query.len()
+                        && checks.get(n, || pack_check(n, prefix_key(&query[..n], fold))) == check
                 })?;
             }
         }
         if suffix_mask != 0 {
+            let checks = CheckMemo::default();
             let mut h = Fnv::new(SUFFIX_SEED);
             let mut done = 0;
             let mut lengths = suffix_mask;
@@ -1168,7 +1196,9 @@ impl<'a> GlobIndex<'a> {
                 self.probe(h.finish(len), out, |check| {
                     let n = check_len(check);
                     n <= query.len()
-                        && pack_check(n, suffix_key(&query[query.len() - n..], fold)) == check
+                        && checks.get(n, || {
+                            pack_check(n, suffix_key(&query[query.len() - n..], fold))
+                        }) == check
                 })?;
             }
         }
@@ -1211,7 +1241,7 @@ impl<'a> GlobIndex<'a> {
         if glob_match_split(r.pattern, head, tail, query, self.fold) {
             f(GlobHit {
                 id: r.id,
-                pattern: pattern_str(off, r.pattern)?,
+                pattern: r.pattern,
                 data_offset: r.data_offset,
             });
         }
@@ -1876,7 +1906,7 @@ mod tests {
         let hit = index.get(4).unwrap();
         assert_eq!(
             (hit.pattern, hit.data_offset),
-            ("host[0-9][0-9].evil.com", 40)
+            (&b"host[0-9][0-9].evil.com"[..], 40)
         );
         assert!(index.get(11).is_err());
     }
@@ -1913,7 +1943,12 @@ mod tests {
         let summary: Vec<_> = all.iter().map(|h| (h.pattern, h.data_offset)).collect();
         assert_eq!(
             summary,
-            vec![("*.a", 100), ("b*", 101), ("*.A", 102), ("c?", 104)]
+            vec![
+                (&b"*.a"[..], 100),
+                (&b"b*"[..], 101),
+                (&b"*.A"[..], 102),
+                (&b"c?"[..], 104)
+            ]
         );
 
         let (section, pairs) = add_all(true).finish(KeepDuplicate::Last).unwrap();
@@ -1923,7 +1958,10 @@ mod tests {
             .map(|i| index.get(i).unwrap())
             .map(|h| (h.pattern, h.data_offset))
             .collect();
-        assert_eq!(summary, vec![("b*", 101), ("*.a", 103), ("c?", 104)]);
+        assert_eq!(
+            summary,
+            vec![(&b"b*"[..], 101), (&b"*.a"[..], 103), (&b"c?"[..], 104)]
+        );
         assert_eq!(matches(&index, "x.A"), vec![1]);
 
         let (_, pairs) = add_all(true).finish(KeepDuplicate::First).unwrap();

@@ -8,10 +8,12 @@
 //! are stored contiguously, so the child for slot `i` is found by counting the set bits at or
 //! below `i` (a popcount), and the 2^6-way fan-out costs 24 bytes per node.
 //!
-//! A leaf is what the walk would have returned: the tree record, its depth, and the prefix-table
-//! code of the record (matchy files; 0 for plain .mmdb files). Leaves are stored once each
-//! (GeoLite2-Country has a few thousand distinct ones), and the direct table and nodes hold
-//! 4-byte leaf ids, so most lookups end after two reads of small, hot tables. Where the walk
+//! A leaf is what the walk would have returned: the tree record and its depth. Leaves are stored
+//! once each (GeoLite2-Country has a few thousand distinct ones) and the direct table and nodes
+//! hold 4-byte leaf ids, so most lookups end after two reads of small, hot tables. The prefix-
+//! table code of each leaf slot (matchy files: the network the record was inserted as) is kept
+//! in arrays parallel to the direct table and the leaf ids, read only when a match's network is
+//! asked for ([`CodeAt`]), so that codes do not multiply the distinct leaves. Where the walk
 //! would fail (a path longer than 32 bits, a record that cannot be read), the leaf says "resume
 //! the walk at this node" and the walk reports the error. A damaged tree that would make the
 //! index larger than the tree itself (shared nodes multiplying the paths) gets no index, and
@@ -39,8 +41,6 @@ pub(super) struct Leaf {
     /// Address bits consumed when the record was read, counting from the subtree's start (for
     /// a resume leaf: bits consumed on arriving at the node).
     pub depth: u8,
-    /// The record's prefix-table code (0: none).
-    pub code: u8,
     pub record: u32,
 }
 
@@ -52,27 +52,31 @@ impl Leaf {
         Leaf {
             kind: Leaf::RESUME,
             depth: depth as u8,
-            code: 0,
             record: node,
         }
     }
 
     fn key(self) -> u64 {
         // fmix64 is a bijection: distinct leaves keep distinct keys.
-        fmix64(
-            u64::from(self.record)
-                | u64::from(self.depth) << 32
-                | u64::from(self.code) << 40
-                | u64::from(self.kind) << 48,
-        )
+        fmix64(u64::from(self.record) | u64::from(self.depth) << 32 | u64::from(self.kind) << 40)
     }
+}
+
+/// Where a lookup's prefix-table code is kept, for [`StrideIndex::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeAt(u32);
+
+impl CodeAt {
+    /// Set for a direct-table slot, clear for a position in `leaf_ids`.
+    const DIRECT: u32 = 1 << 31;
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Node {
     /// Bit `i`: child `i` is a node (`first_child + rank`), else a leaf.
     children: u64,
-    /// Bit `i`: leaf slot `i` differs from the previous leaf slot (starts a run in `leaf_ids`).
+    /// Bit `i`: leaf slot `i` differs from the previous leaf slot, in its leaf or its code
+    /// (starts a run in `leaf_ids`).
     leaf_runs: u64,
     first_child: u32,
     first_leaf: u32,
@@ -86,6 +90,9 @@ pub(super) struct StrideIndex {
     nodes: Box<[Node]>,
     leaf_ids: Box<[u32]>,
     leaves: Box<[Leaf]>,
+    /// Prefix-table codes parallel to `direct` and `leaf_ids` (empty without a prefix table).
+    direct_codes: Box<[u8]>,
+    run_codes: Box<[u8]>,
 }
 
 impl StrideIndex {
@@ -100,6 +107,7 @@ impl StrideIndex {
             prefixes,
             nodes: Vec::new(),
             leaf_ids: Vec::new(),
+            run_codes: Vec::new(),
             leaves: Vec::new(),
             ids: HashMap::default(),
             // In an undamaged tree each index node stands for a distinct tree node and each leaf
@@ -107,18 +115,24 @@ impl StrideIndex {
             node_budget: tree.node_count as usize,
             leaf_budget: 2 * tree.node_count as usize + (1 << direct_bits),
         };
-        let mut slots = vec![Slot::Leaf(Leaf::resume(start, 0)); 1 << direct_bits];
+        let mut slots = vec![Slot::Leaf(Leaf::resume(start, 0), 0); 1 << direct_bits];
         b.fill(start, 0, 0, 0, direct_bits, &mut slots);
         let mut direct = Vec::with_capacity(slots.len());
+        let mut direct_codes =
+            Vec::with_capacity(if prefixes.is_empty() { 0 } else { slots.len() });
         for slot in slots {
-            direct.push(match slot {
-                Slot::Leaf(leaf) => LEAF_TAG | b.leaf_id(leaf)?,
+            let (entry, code) = match slot {
+                Slot::Leaf(leaf, code) => (LEAF_TAG | b.leaf_id(leaf)?, code),
                 Slot::Node(node) => {
                     let at = b.reserve_nodes(1)?;
                     b.nodes[at] = b.node(node, direct_bits)?;
-                    at as u32
+                    (at as u32, 0)
                 }
-            });
+            };
+            direct.push(entry);
+            if !prefixes.is_empty() {
+                direct_codes.push(code);
+            }
         }
         Some(StrideIndex {
             direct_bits,
@@ -126,15 +140,21 @@ impl StrideIndex {
             nodes: b.nodes.into_boxed_slice(),
             leaf_ids: b.leaf_ids.into_boxed_slice(),
             leaves: b.leaves.into_boxed_slice(),
+            direct_codes: direct_codes.into_boxed_slice(),
+            run_codes: b.run_codes.into_boxed_slice(),
         })
     }
 
-    /// The leaf answering `key` (an IPv4 address).
+    /// The leaf answering `key` (an IPv4 address), and where its prefix-table code is.
     #[inline(always)]
-    pub(super) fn lookup(&self, key: u32) -> Leaf {
-        let entry = self.direct[(key >> (32 - self.direct_bits)) as usize];
+    pub(super) fn lookup(&self, key: u32) -> (Leaf, CodeAt) {
+        let slot = key >> (32 - self.direct_bits);
+        let entry = self.direct[slot as usize];
         if entry & LEAF_TAG != 0 {
-            return self.leaves[(entry & !LEAF_TAG) as usize];
+            return (
+                self.leaves[(entry & !LEAF_TAG) as usize],
+                CodeAt(CodeAt::DIRECT | slot),
+            );
         }
         let mut node = &self.nodes[entry as usize];
         // The unread bits at the top, zeros below: a stride reaching past bit 32 was built
@@ -148,17 +168,34 @@ impl StrideIndex {
                 node = &self.nodes[node.first_child as usize + rank - 1];
                 rest <<= STRIDE;
             } else {
-                let rank = (node.leaf_runs & upto).count_ones() as usize;
-                let id = self.leaf_ids[node.first_leaf as usize + rank - 1];
-                return self.leaves[id as usize];
+                let rank = (node.leaf_runs & upto).count_ones();
+                let run = node.first_leaf + rank - 1;
+                return (
+                    self.leaves[self.leaf_ids[run as usize] as usize],
+                    CodeAt(run),
+                );
             }
         }
+    }
+
+    /// The prefix-table code of a lookup's leaf slot (0 without a prefix table).
+    pub(super) fn code(&self, at: CodeAt) -> u8 {
+        let codes = if at.0 & CodeAt::DIRECT != 0 {
+            &self.direct_codes
+        } else {
+            &self.run_codes
+        };
+        codes
+            .get((at.0 & !CodeAt::DIRECT) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 #[derive(Clone, Copy)]
 enum Slot {
-    Leaf(Leaf),
+    /// A leaf and its record's prefix-table code.
+    Leaf(Leaf, u8),
     /// A tree node starting a new index node.
     Node(u32),
 }
@@ -168,6 +205,7 @@ struct Builder<'t> {
     prefixes: &'t [u8],
     nodes: Vec<Node>,
     leaf_ids: Vec<u32>,
+    run_codes: Vec<u8>,
     leaves: Vec<Leaf>,
     ids: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     node_budget: usize,
@@ -180,27 +218,29 @@ impl Builder<'_> {
     fn fill(&self, node: u32, depth: u32, rel: u32, prefix: usize, bits: u32, slots: &mut [Slot]) {
         for side in 0..2 {
             let (path, depth, rel) = (prefix << 1 | side as usize, depth + 1, rel + 1);
+            let resume = Slot::Leaf(Leaf::resume(node, depth - 1), 0);
             let slot = match self.tree.record(node, side) {
-                None => Slot::Leaf(Leaf::resume(node, depth - 1)),
+                None => resume,
                 // Into the separator: the walk reports it, with the record's offset.
                 Some(record)
                     if record > self.tree.node_count
                         && record - self.tree.node_count < DATA_SECTION_SEPARATOR_LEN =>
                 {
-                    Slot::Leaf(Leaf::resume(node, depth - 1))
+                    resume
                 }
-                Some(record) if record >= self.tree.node_count => Slot::Leaf(Leaf {
-                    kind: Leaf::ANSWER,
-                    depth: depth as u8,
-                    code: self
-                        .prefixes
+                Some(record) if record >= self.tree.node_count => Slot::Leaf(
+                    Leaf {
+                        kind: Leaf::ANSWER,
+                        depth: depth as u8,
+                        record,
+                    },
+                    self.prefixes
                         .get(node as usize * 2 + side as usize)
                         .copied()
                         .unwrap_or(0),
-                    record,
-                }),
+                ),
                 // A node below bit 32: the walk reports the overlong path.
-                Some(_) if depth == 32 => Slot::Leaf(Leaf::resume(node, depth - 1)),
+                Some(_) if depth == 32 => resume,
                 Some(record) if rel == bits => Slot::Node(record),
                 Some(record) => {
                     self.fill(record, depth, rel, path, bits, slots);
@@ -214,7 +254,7 @@ impl Builder<'_> {
 
     /// The index node for the stride starting at tree node `node`, `depth` bits down.
     fn node(&mut self, node: u32, depth: u32) -> Option<Node> {
-        let mut slots = [Slot::Leaf(Leaf::resume(node, depth)); 1 << STRIDE];
+        let mut slots = [Slot::Leaf(Leaf::resume(node, depth), 0); 1 << STRIDE];
         self.fill(node, depth, 0, 0, STRIDE, &mut slots);
         let mut out = Node {
             first_leaf: self.leaf_ids.len() as u32,
@@ -225,15 +265,18 @@ impl Builder<'_> {
         let mut children = 0;
         for (i, slot) in slots.iter().enumerate() {
             match *slot {
-                Slot::Leaf(leaf) => {
-                    if previous != Some(leaf) {
-                        if self.leaf_ids.len() >= self.leaf_budget {
+                Slot::Leaf(leaf, code) => {
+                    if previous != Some((leaf, code)) {
+                        if self.leaf_ids.len() >= self.leaf_budget.min(LEAF_TAG as usize) {
                             return None;
                         }
                         let id = self.leaf_id(leaf)?;
                         self.leaf_ids.push(id);
+                        if !self.prefixes.is_empty() {
+                            self.run_codes.push(code);
+                        }
                         out.leaf_runs |= 1 << i;
-                        previous = Some(leaf);
+                        previous = Some((leaf, code));
                     }
                 }
                 Slot::Node(child) => {
@@ -251,7 +294,6 @@ impl Builder<'_> {
         }
         Some(out)
     }
-
     /// The id of `leaf` in the table of distinct leaves.
     fn leaf_id(&mut self, leaf: Leaf) -> Option<u32> {
         let next = self.leaves.len() as u32;

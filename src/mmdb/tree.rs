@@ -28,6 +28,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub use super::stride::CodeAt;
 use super::stride::{Leaf, StrideIndex};
 use crate::error::{Error, Result};
 
@@ -140,7 +141,11 @@ impl TreeIndex {
             (root, root, Box::new([JumpEntry::default(); 1 << JUMP_BITS]))
         };
         let mut ipv4_stride = None;
-        if let Subtree::Node { node: ipv4, indexed } = &mut ipv4 {
+        if let Subtree::Node {
+            node: ipv4,
+            indexed,
+        } = &mut ipv4
+        {
             ipv4_stride = StrideIndex::build(&tree, prefixes, *ipv4);
             *indexed = ipv4_stride.is_some();
             if let Subtree::Node { node, indexed } = &mut mapped {
@@ -318,26 +323,13 @@ pub struct TreeHit {
 }
 
 /// Which record of the tree answered, as far as the prefix table (matchy files: the network
-/// each record was inserted as) is concerned.
+/// each record was inserted as) is concerned: [`SearchTree::prefix_code`] reads its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordAt {
     /// Record `side` (0 left, 1 right) of `node`: its code is `prefixes[2 * node + side]`.
     Node { node: u32, side: u8 },
-    /// The index read the code already (0: no prefix table, or no code).
-    Code(u8),
-}
-
-impl RecordAt {
-    /// The record's prefix-table code (0 when there is none).
-    pub fn code(self, prefixes: &[u8]) -> u8 {
-        match self {
-            RecordAt::Node { node, side } => prefixes
-                .get(node as usize * 2 + side as usize)
-                .copied()
-                .unwrap_or(0),
-            RecordAt::Code(code) => code,
-        }
-    }
+    /// Found through the IPv4 stride index, which keeps the code.
+    Indexed(CodeAt),
 }
 
 /// What a successful [`SearchTree::check`] found.
@@ -421,6 +413,22 @@ impl<'a> SearchTree<'a> {
 
     pub fn node_count(&self) -> u32 {
         self.node_count
+    }
+
+    /// The prefix-table code of the record a hit came from (0 without a prefix table).
+    pub fn prefix_code(&self, at: RecordAt) -> u8 {
+        match at {
+            RecordAt::Node { node, side } => self
+                .prefixes
+                .get(node as usize * 2 + side as usize)
+                .copied()
+                .unwrap_or(0),
+            RecordAt::Indexed(code_at) => self
+                .index()
+                .ipv4_stride
+                .as_ref()
+                .map_or(0, |stride| stride.code(code_at)),
+        }
     }
 
     pub fn record_size(&self) -> u16 {
@@ -527,7 +535,7 @@ impl<'a> SearchTree<'a> {
             } => (node, 0),
             Subtree::Node { node, .. } => match &index.ipv4_stride {
                 Some(stride) => {
-                    let leaf = stride.lookup(key);
+                    let (leaf, code_at) = stride.lookup(key);
                     if leaf.kind == Leaf::ANSWER {
                         // Records into the separator were made resume leaves: this is "not
                         // found" or data.
@@ -535,7 +543,7 @@ impl<'a> SearchTree<'a> {
                         return Ok(past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN).map(
                             |data_offset| TreeHit {
                                 data_offset: data_offset as usize,
-                                at: RecordAt::Code(leaf.code),
+                                at: RecordAt::Indexed(code_at),
                                 depth: leaf.depth,
                             },
                         ));

@@ -719,9 +719,9 @@ pub(crate) mod tests {
         .with_prefix_table(&built.prefix_table)
     }
 
-    fn answer(built: &BuiltTree, hit: Option<TreeHit>) -> Option<(u32, u8)> {
+    fn answer(tree: &SearchTree<'_>, hit: Option<TreeHit>) -> Option<(u32, u8)> {
         hit.map(|h| {
-            let code = h.at.code(&built.prefix_table);
+            let code = tree.prefix_code(h.at);
             (h.data_offset as u32, code)
         })
     }
@@ -824,7 +824,7 @@ pub(crate) mod tests {
             for version in [4, 6] {
                 let built = build(version, &inserted, None, 100, KeepDuplicate::First);
                 let tree = view(&built);
-                let q = |s: &str| answer(&built, tree.lookup(s.parse().unwrap()).unwrap());
+                let q = |s: &str| answer(&tree, tree.lookup(s.parse().unwrap()).unwrap());
                 assert_eq!(q("10.1.2.3"), Some((20, 146)));
                 assert_eq!(q("10.2.3.4"), Some((10, 138)));
                 assert_eq!(q("11.0.0.0"), None);
@@ -851,7 +851,7 @@ pub(crate) mod tests {
         ];
         let built = build(6, &inserted, None, 20, KeepDuplicate::First);
         let tree = view(&built);
-        let q = |s: &str| answer(&built, tree.lookup(s.parse().unwrap()).unwrap());
+        let q = |s: &str| answer(&tree, tree.lookup(s.parse().unwrap()).unwrap());
         assert_eq!(q("1.2.3.4"), Some((5, 154)));
         assert_eq!(q("::ffff:1.2.3.4"), Some((5, 154)));
         assert_eq!(q("::1.2.3.4"), Some((5, 154)));
@@ -872,7 +872,7 @@ pub(crate) mod tests {
         let tree = view(&built);
         let hit = tree.lookup("1.2.3.4".parse().unwrap()).unwrap().unwrap();
         assert_eq!(
-            (hit.data_offset, hit.at.code(&built.prefix_table), hit.depth),
+            (hit.data_offset, tree.prefix_code(hit.at), hit.depth),
             (3, 1, 0)
         );
         let hit = tree.lookup("ffff::".parse().unwrap()).unwrap().unwrap();
@@ -891,7 +891,7 @@ pub(crate) mod tests {
         ];
         let built = build(6, &inserted, None, 20, KeepDuplicate::First);
         let tree = view(&built);
-        let q = |s: &str| answer(&built, tree.lookup(s.parse().unwrap()).unwrap());
+        let q = |s: &str| answer(&tree, tree.lookup(s.parse().unwrap()).unwrap());
         assert_eq!(q("1.2.3.4"), Some((5, 154)));
         assert_eq!(q("::ffff:1.2.3.4"), Some((7, 113)));
         assert_eq!(q("::ffff:1.3.0.0"), None);
@@ -916,10 +916,7 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((hit.data_offset, hit.depth), (0, 32));
-        assert_eq!(
-            hit.at.code(&built.prefix_table),
-            162
-        );
+        assert_eq!(tree.prefix_code(hit.at), 162);
         assert_eq!(
             tree.lookup("::ffff:1.2.3.5".parse().unwrap()).unwrap(),
             None
@@ -959,7 +956,7 @@ pub(crate) mod tests {
         ];
         let built = build(6, &inserted, None, 10, KeepDuplicate::First);
         let tree = view(&built);
-        let q = |s: &str| answer(&built, tree.lookup(s.parse().unwrap()).unwrap());
+        let q = |s: &str| answer(&tree, tree.lookup(s.parse().unwrap()).unwrap());
         assert_eq!(q("0.0.0.0"), Some((1, 130)));
         assert_eq!(q("255.255.255.254"), Some((1, 130)));
         assert_eq!(q("255.255.255.255"), Some((2, 162)));
@@ -981,7 +978,7 @@ pub(crate) mod tests {
             KeepDuplicate::First,
         );
         let tree = view(&v4);
-        let q = |s: &str| answer(&v4, tree.lookup(s.parse().unwrap()).unwrap());
+        let q = |s: &str| answer(&tree, tree.lookup(s.parse().unwrap()).unwrap());
         assert_eq!(q("9.9.9.9"), Some((0, 130)));
         assert_eq!(q("10.0.0.1"), Some((1, 162)));
         assert_eq!(q("10.0.0.0"), Some((0, 130)));
@@ -1024,7 +1021,10 @@ pub(crate) mod tests {
         assert_eq!(first.duplicates, vec![(0, 3), (0, 6), (4, 5)]);
         let last = build(6, &inserted, None, 10, KeepDuplicate::Last);
         assert_eq!(last.duplicates, vec![(6, 0), (6, 3), (5, 4)]);
-        let q = |b: &BuiltTree, s: &str| answer(b, view(b).lookup(s.parse().unwrap()).unwrap());
+        let q = |b: &BuiltTree, s: &str| {
+            let tree = view(b);
+            answer(&tree, tree.lookup(s.parse().unwrap()).unwrap())
+        };
         assert_eq!(q(&first, "1.2.3.4"), Some((5, 154)));
         assert_eq!(q(&last, "1.2.3.4"), Some((6, 121)));
         assert_eq!(q(&first, "10.1.1.1"), Some((2, 139)));
@@ -1127,7 +1127,7 @@ pub(crate) mod tests {
             let tree = view(&built);
             let hit = tree.lookup("128.0.0.1".parse().unwrap()).unwrap().unwrap();
             assert_eq!(
-                (hit.data_offset, hit.at.code(&built.prefix_table), hit.depth),
+                (hit.data_offset, tree.prefix_code(hit.at), hit.depth),
                 (off as usize, built.prefix_table[2], 2)
             );
             let reader = maxminddb::Reader::from_source(mmdb_file(&built, data_len)).unwrap();
@@ -1243,7 +1243,7 @@ pub(crate) mod tests {
             let v4 = q as u32;
             let hit = tree.lookup(IpAddr::V4(v4.into())).unwrap();
             prop_assert_eq!(
-                answer(&built, hit),
+                answer(&tree, hit),
                 oracle.v4(v4),
                 "v4 {}",
                 Ipv4Addr::from(v4)
@@ -1255,15 +1255,15 @@ pub(crate) mod tests {
             assert_same_as_maxminddb(&reader, &tree, IpAddr::V4(v4.into()));
             let mapped = Ipv4Addr::from(v4).to_ipv6_mapped();
             let hit = tree.lookup(IpAddr::V6(mapped)).unwrap();
-            prop_assert_eq!(answer(&built, hit), oracle.v6(mapped.into()), "{}", mapped);
+            prop_assert_eq!(answer(&tree, hit), oracle.v6(mapped.into()), "{}", mapped);
             if version == 6 {
                 assert_same_as_maxminddb(&reader, &tree, IpAddr::V6(mapped));
                 let compat = Ipv6Addr::from(u128::from(v4));
                 let hit = tree.lookup(IpAddr::V6(compat)).unwrap();
-                prop_assert_eq!(answer(&built, hit), oracle.v4(v4), "{}", compat);
+                prop_assert_eq!(answer(&tree, hit), oracle.v4(v4), "{}", compat);
                 let v6 = Ipv6Addr::from(q);
                 let hit = tree.lookup(IpAddr::V6(v6)).unwrap();
-                prop_assert_eq!(answer(&built, hit), oracle.v6(q), "{}", v6);
+                prop_assert_eq!(answer(&tree, hit), oracle.v6(q), "{}", v6);
                 assert_same_as_maxminddb(&reader, &tree, IpAddr::V6(v6));
                 if let Some(h) = hit {
                     offsets_seen.push(h.data_offset);
