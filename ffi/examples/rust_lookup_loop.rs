@@ -28,7 +28,7 @@ fn main() {
     };
     let read_value = matches!(mode, "string" | "value" | "ip+string");
     let mut hits = 0u64;
-    let mut read = |m: &engine::Match| {
+    let read = |m: &engine::Match| {
         if !read_value {
             return 1;
         }

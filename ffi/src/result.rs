@@ -3,13 +3,14 @@
 //!
 //! A result holds the engine's matches, which pin the database version they came from with a
 //! thread-local (non-atomic) reference count: they must be used and released on the thread that
-//! looked them up. Every access checks the thread (a pointer compare) and refuses with
+//! looked them up. Every access checks the thread (`pthread_self`) and refuses with
 //! `MATCHY_ERR_WRONG_THREAD` rather than touch the count from another thread.
 //!
-//! Strings handed to C must be NUL-terminated and file strings are not, so the result copies
-//! them into a small arena of fixed chunks (pointers stay put until the result is refilled,
-//! cleared or freed); the first chunk is kept across lookups, so a lookup loop that reads a few
-//! strings per result does not allocate.
+//! `matchy_result_get_string` hands out file strings as pointer + length, without a copy. The
+//! NUL-terminated strings of the other accessors need one: the result copies them into a small
+//! arena of fixed chunks (pointers stay put until the result is refilled, cleared or freed); the
+//! first chunk is kept across lookups, so a lookup loop that reads a few strings per result does
+//! not allocate.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CString};

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use engine::{DataValue, DatabaseBuilder};
 
+// Shared with benches/overhead.rs, which also reads its `PATH` (bench.c spells it in C).
 #[path = "../benches/support/overhead_data.rs"]
+#[allow(dead_code)]
 mod overhead_data;
 
 // ---------------------------------------------------------------------------------------------
