@@ -813,6 +813,9 @@ int matchy_result_network(const struct matchy_result_t *result,
  * missing or the path goes through a scalar (`*out` untouched); or an error code
  * (`MATCHY_ERR_CORRUPT` for damaged data).
  *
+ * A string value is copied to make it NUL-terminated (`data.string`, owned by the result).
+ * To read strings without that copy use `matchy_result_get_string`.
+ *
  * # Safety
  * `result` is NULL or a live result; `path` is NULL or a NULL-terminated array of
  * NUL-terminated strings; `out` is NULL or writable.
@@ -821,6 +824,27 @@ int matchy_result_get_value(const struct matchy_result_t *result,
                             size_t index,
                             const char *const *path,
                             struct matchy_value_t *out);
+
+/**
+ * The string at `path` (as for `matchy_result_get_value`) in match `index`'s data, without a
+ * copy: on `MATCHY_OK`, `*str` points to the string's `*len` UTF-8 bytes inside the database
+ * file, **not NUL-terminated** (print it with `"%.*s", (int)len, str`; never NULL, also for
+ * ""). The bytes belong to the result like every pointer read from it: valid until it is
+ * reused for another lookup, cleared or freed. `MATCHY_NOT_FOUND` if the path leads nowhere;
+ * `MATCHY_ERR_TYPE` if the value there is not a string; otherwise as for
+ * `matchy_result_get_value`. `*str` and `*len` are written only on `MATCHY_OK`.
+ *
+ * The cheapest way to read a string: one decode, no copy, nothing allocated.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` as for `matchy_result_get_value`; `str` and `len`
+ * are NULL or writable.
+ */
+int matchy_result_get_string(const struct matchy_result_t *result,
+                             size_t index,
+                             const char *const *path,
+                             const char **str,
+                             size_t *len);
 
 /**
  * Match `index`'s whole data as compact JSON (maps in file order, integers exact, bytes as

@@ -304,6 +304,7 @@ pub unsafe extern "C" fn matchy_close(db: *mut matchy_t) {
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
+#[inline]
 pub(crate) unsafe fn handle<'a>(db: *const matchy_t) -> Outcome<&'a matchy_t> {
     // SAFETY: per the contract.
     unsafe { db.as_ref() }.ok_or_else(|| Failure::null("db"))

@@ -5,7 +5,8 @@
 //! Every exported function runs its body inside `catch_unwind` (see `error::guard`): no panic
 //! reaches C. Every pointer argument may be NULL (an error code, never a crash), strings are
 //! checked for UTF-8 (and NULs where a length is given), outputs are written only on success,
-//! and every string handed out is NUL-terminated. Ownership and lifetimes are documented on
+//! and every string handed out is NUL-terminated (except the pointer + length pairs that point
+//! into the file: `matchy_result_get_string`, bytes values). Ownership and lifetimes are documented on
 //! each item; cbindgen copies these doc comments into the header.
 //!
 //! Modules: `error` (status codes, last error, guards), `db` (open/close, options, reload,

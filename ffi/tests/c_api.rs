@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 
 use engine::{DataValue, DatabaseBuilder};
 
+// Shared with benches/overhead.rs, which also reads its `PATH` (bench.c spells it in C).
+#[path = "../benches/support/overhead_data.rs"]
+#[allow(dead_code)]
+mod overhead_data;
+
 // ---------------------------------------------------------------------------------------------
 // Test databases
 
@@ -79,6 +84,12 @@ fn build_threats(version: &str) -> Vec<u8> {
             ]),
         ),
         ("em", map(vec![])),
+        ("es", "".into()),
+        // Deeper than one batch of path elements (`PATH_CHUNK` in ffi/src/result.rs).
+        (
+            "deep",
+            (0..10).fold(DataValue::from("bottom"), |v, _| map(vec![("a", v)])),
+        ),
     ]);
     let evil_category = if version == "v1" {
         "phishing"
@@ -689,56 +700,30 @@ fn write_test_databases() {
     }
 }
 
-/// The price of the C boundary: `matchy_lookup` (+ `matchy_result_get_value` of one string) from
-/// C (-O2) against `Database::lookup` (+ `Value::get` + `as_str`) from Rust, on the same file and
-/// queries, each in its own process (ffi/tests/c/bench.c, ffi/examples/rust_lookup_loop.rs).
-/// Wall clock (best of several rounds, alternating the sides) and, with valgrind installed,
-/// instructions per lookup (callgrind: repeatable on a busy machine). Run with
+/// The price of the C boundary in instructions, a repeatable companion to the criterion bench
+/// `benches/overhead.rs` (which holds the timing claim): the same loop from C (-O2, against
+/// libmatchy.so: ffi/tests/c/bench.c) and from Rust (ffi/examples/rust_lookup_loop.rs), on the
+/// bench's database and queries, each counted by callgrind as the difference between 100,000
+/// lookups and none. Prints a table; asserts only that both sides find the same. Run with
 /// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead --nocapture`.
 #[test]
-#[ignore = "a benchmark: run in release with --ignored --nocapture"]
-fn overhead_c_vs_rust() {
-    // Kept in target/tmp for profiling: `perf record target/tmp/matchy-ffi-bin/bench
-    // target/tmp/matchy-ffi-bench/bench.mxy target/tmp/matchy-ffi-bench/literal.txt 2000000 1 value`.
+#[ignore = "a measuring tool (needs valgrind): run in release with --ignored --nocapture"]
+fn overhead_instructions() {
+    if !have("valgrind") {
+        eprintln!("overhead_instructions: valgrind is not installed");
+        return;
+    }
+    // Kept in target/tmp for profiling, e.g. `valgrind --tool=callgrind
+    // target/tmp/matchy-ffi-bin/bench target/tmp/matchy-ffi-bench/bench.mxy
+    // target/tmp/matchy-ffi-bench/literal.txt 100000 string`.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matchy-ffi-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let db_path = dir.join("bench.mxy");
-    let mut b = DatabaseBuilder::new();
-    for i in 0..10_000u32 {
-        let net = format!("10.{}.{}.0/24", i / 256, i % 256);
-        b.add(&net, tagged("ip", "v1")).unwrap();
-        b.add(&format!("domain{i}.example"), tagged("literal", "v1"))
-            .unwrap();
+    overhead_data::write_database(&db_path);
+    for kind in overhead_data::KINDS {
+        let queries = overhead_data::queries(kind);
+        std::fs::write(dir.join(format!("{kind}.txt")), queries.join("\n") + "\n").unwrap();
     }
-    for i in 0..1000u32 {
-        b.add(&format!("*.glob{i}.test"), tagged("glob", "v1"))
-            .unwrap();
-    }
-    b.write_to(&db_path).unwrap();
-    let kinds: [(&str, Vec<String>); 4] = [
-        (
-            "ip",
-            (0..4096u32)
-                .map(|i| format!("10.{}.{}.7", (i * 7) % 39, (i * 13) % 256))
-                .collect(),
-        ),
-        (
-            "literal",
-            (0..4096u32)
-                .map(|i| format!("domain{}.example", (i * 7919) % 10_000))
-                .collect(),
-        ),
-        (
-            "glob",
-            (0..4096u32)
-                .map(|i| format!("a.glob{}.test", (i * 31) % 1000))
-                .collect(),
-        ),
-        (
-            "miss",
-            (0..4096u32).map(|i| format!("miss{i}.nowhere")).collect(),
-        ),
-    ];
     let c_exe = {
         let lib = lib_dir(true);
         let exe = out_dir().join("bench");
@@ -792,70 +777,48 @@ fn overhead_c_vs_rust() {
         );
         target_dir.join("release/examples/rust_lookup_loop")
     };
-    // One run: (ns per lookup, hits).
-    let run = |exe: &Path, qfile: &Path, lookups: usize, rounds: usize, mode: &str| {
-        let out = Command::new(exe)
+    // (instructions, hits) of `n` lookups.
+    let count = |exe: &Path, kind: &str, mode: &str, n: usize| -> (f64, u64) {
+        let out = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(exe)
             .arg(&db_path)
-            .arg(qfile)
-            .arg(lookups.to_string())
-            .arg(rounds.to_string())
+            .arg(dir.join(format!("{kind}.txt")))
+            .arg(n.to_string())
             .arg(mode)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{exe:?} failed");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut f = text.split_whitespace();
-        let ns: f64 = f.next().unwrap().parse().unwrap();
-        let hits: u64 = f.next().unwrap().parse().unwrap();
-        (ns, hits)
+        assert!(out.status.success(), "{exe:?} {kind} {mode} failed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().find(|l| l.contains("Collected :")).unwrap();
+        let instructions = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+        let hits = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        (instructions, hits)
     };
-    // Instructions per lookup: the difference between `n` lookups and none, over `n`.
-    let callgrind = have("valgrind");
-    let instructions = |exe: &Path, qfile: &Path, mode: &str| -> f64 {
-        let count = |n: usize| -> f64 {
-            let out = Command::new("valgrind")
-                .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-                .arg(exe)
-                .arg(&db_path)
-                .arg(qfile)
-                .arg(n.to_string())
-                .args(["1", mode])
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            let line = err.lines().find(|l| l.contains("Collected :")).unwrap();
-            line.rsplit(' ').next().unwrap().trim().parse().unwrap()
-        };
-        (count(100_000) - count(0)) / 100_000.0
+    let per_lookup = |exe: &Path, kind: &str, mode: &str| -> (f64, u64) {
+        let n = 100_000;
+        let (all, hits) = count(exe, kind, mode, n);
+        ((all - count(exe, kind, mode, 0).0) / n as f64, hits)
     };
-    let (lookups, rounds, alternations) = (1_000_000, 3, 4);
-    eprintln!(
-        "kind     value  rust ns  C ns  overhead | rust instr  C instr  overhead (per lookup)"
-    );
-    for (kind, queries) in &kinds {
-        let qfile = dir.join(format!("{kind}.txt"));
-        std::fs::write(&qfile, queries.join("\n") + "\n").unwrap();
-        for mode in ["lookup", "value"] {
-            let (mut c_ns, mut rust_ns) = (f64::MAX, f64::MAX);
-            for _ in 0..alternations {
-                let (ns, c_hits) = run(&c_exe, &qfile, lookups, rounds, mode);
-                c_ns = c_ns.min(ns);
-                let (ns, rust_hits) = run(&rust_exe, &qfile, lookups, rounds, mode);
-                rust_ns = rust_ns.min(ns);
-                assert_eq!(c_hits, rust_hits, "{kind}: both sides find the same");
-            }
-            let counts = if callgrind {
-                let r = instructions(&rust_exe, &qfile, mode);
-                let c = instructions(&c_exe, &qfile, mode);
-                format!("{r:>10.0} {c:>8.0} {:>+8.1}%", (c / r - 1.0) * 100.0)
-            } else {
-                "(valgrind not installed)".into()
-            };
-            eprintln!(
-                "{kind:<9}{:>5} {rust_ns:>8.1} {c_ns:>5.1} {:>+8.1}% | {counts}",
-                if mode == "value" { "yes" } else { "no" },
-                (c_ns / rust_ns - 1.0) * 100.0
-            );
-        }
+    // (query kind, mode, what the C side calls)
+    let cases = [
+        ("literal", "lookup", "matchy_lookup"),
+        ("miss", "lookup", "matchy_lookup"),
+        ("glob", "lookup", "matchy_lookup"),
+        ("ip", "lookup", "matchy_lookup (IP as text)"),
+        ("ip", "ip", "matchy_lookup_ip_bytes"),
+        ("literal", "string", "+ matchy_result_get_string"),
+        ("literal", "value", "+ matchy_result_get_value"),
+        ("ip", "ip+string", "_ip_bytes + _get_string"),
+    ];
+    eprintln!("queries  mode       C calls                        Rust instr  C instr  overhead (per lookup)");
+    for (kind, mode, calls) in cases {
+        let (rust, rust_hits) = per_lookup(&rust_exe, kind, mode);
+        let (c, c_hits) = per_lookup(&c_exe, kind, mode);
+        assert_eq!(c_hits, rust_hits, "{kind} {mode}: both sides find the same");
+        eprintln!(
+            "{kind:<8} {mode:<10} {calls:<30} {rust:>10.0} {c:>8.0} {:>+8.1}%",
+            (c / rust - 1.0) * 100.0
+        );
     }
 }

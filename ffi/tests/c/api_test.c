@@ -399,7 +399,7 @@ static void test_values(matchy_t *db) {
 
     const char *const p_types[] = {"types", NULL};
     CHECK_RC(matchy_result_get_value(r, 0, p_types, &v), MATCHY_OK);
-    CHECK(v.type == MATCHY_TYPE_MAP && v.size == 13);
+    CHECK(v.type == MATCHY_TYPE_MAP && v.size == 15);
     const char *const p_em[] = {"types", "em", NULL};
     CHECK_RC(matchy_result_get_value(r, 0, p_em, &v), MATCHY_OK);
     CHECK(v.type == MATCHY_TYPE_MAP && v.size == 0);
@@ -431,6 +431,49 @@ static void test_values(matchy_t *db) {
     int intact = 1;
     for (size_t i = 0; i < sizeof keep; i++) intact &= raw[i] == 0x77;
     CHECK(intact);
+
+    /* Paths longer than one batch of elements. */
+    const char *const p_deep[] = {"types", "deep", "a", "a", "a", "a", "a",
+                                  "a",     "a",    "a", "a", "a", NULL};
+    CHECK_RC(matchy_result_get_value(r, 0, p_deep, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_STRING);
+    CHECK_STR(v.data.string, "bottom");
+    const char *const p_deeper[] = {"types", "deep", "a", "a", "a", "a", "a", "a",
+                                    "a",     "a",    "a", "a", "a", NULL};
+    CHECK_RC(matchy_result_get_value(r, 0, p_deeper, &keep), MATCHY_NOT_FOUND);
+
+    /* Strings without a copy: pointer into the file + length, not NUL-terminated. */
+    const char *s = NULL;
+    size_t len = 0;
+    CHECK_RC(matchy_result_get_string(r, 0, p_s, &s, &len), MATCHY_OK);
+    CHECK(s != NULL && len == 4 && memcmp(s, "text", 4) == 0);
+    CHECK_RC(matchy_result_get_string(r, 0, p_deep, &s, &len), MATCHY_OK);
+    CHECK(len == 6 && memcmp(s, "bottom", 6) == 0);
+    const char *const p_es[] = {"types", "es", NULL};
+    CHECK_RC(matchy_result_get_string(r, 0, p_es, &s, &len), MATCHY_OK);
+    CHECK(s != NULL && len == 0);
+    CHECK_RC(matchy_result_get_value(r, 0, p_es, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_STRING && v.size == 0);
+    CHECK_STR(v.data.string, "");
+    const char *const p_cat[] = {"category", NULL};
+    CHECK_RC(matchy_result_get_string(r, 0, p_cat, &s, &len), MATCHY_OK);
+    CHECK(len == 8 && memcmp(s, "phishing", 8) == 0);
+    /* Outputs untouched on anything but MATCHY_OK. */
+    const char *s_keep = (const char *)&keep;
+    size_t len_keep = 77;
+    s = s_keep;
+    len = len_keep;
+    CHECK_RC(matchy_result_get_string(r, 0, p_missing, &s, &len), MATCHY_NOT_FOUND);
+    CHECK_RC(matchy_result_get_string(r, 0, p_d, &s, &len), MATCHY_ERR_TYPE);
+    CHECK(strstr(matchy_last_error(), "string") != NULL);
+    CHECK_RC(matchy_result_get_string(r, 0, p_types, &s, &len), MATCHY_ERR_TYPE);
+    CHECK_RC(matchy_result_get_string(r, 0, NULL, &s, &len), MATCHY_ERR_TYPE);
+    CHECK_RC(matchy_result_get_string(r, 0, p_bad, &s, &len), MATCHY_ERR_INVALID_UTF8);
+    CHECK_RC(matchy_result_get_string(r, 9, p_s, &s, &len), MATCHY_ERR_INVALID_ARG);
+    CHECK_RC(matchy_result_get_string(NULL, 0, p_s, &s, &len), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_string(r, 0, p_s, NULL, &len), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_string(r, 0, p_s, &s, NULL), MATCHY_ERR_NULL_ARG);
+    CHECK(s == s_keep && len == len_keep);
 
     /* JSON of the whole data and of a path. */
     char *json = NULL;
@@ -570,7 +613,7 @@ struct other_thread_args {
     matchy_t *db;
     matchy_result_t *filled; /* holds matches of the main thread */
     matchy_result_t *empty;
-    int rc_entry, rc_clear, rc_lookup_into_filled, rc_lookup_into_empty;
+    int rc_entry, rc_string, rc_clear, rc_lookup_into_filled, rc_lookup_into_empty;
     matchy_kind_t kind;
     size_t count;
     char version[16];
@@ -580,6 +623,9 @@ static void *other_thread(void *p) {
     struct other_thread_args *a = p;
     const char *entry = NULL;
     a->rc_entry = matchy_result_entry(a->filled, 0, &entry);
+    const char *s;
+    size_t len;
+    a->rc_string = matchy_result_get_string(a->filled, 0, VERSION_PATH, &s, &len);
     a->kind = matchy_result_kind(a->filled, 0);
     a->rc_clear = matchy_result_clear(a->filled);
     a->rc_lookup_into_filled = matchy_lookup(a->db, "evil.com", a->filled);
@@ -601,6 +647,7 @@ static void test_thread_rule(matchy_t *db) {
     CHECK(pthread_create(&t, NULL, other_thread, &a) == 0);
     pthread_join(t, NULL);
     CHECK_RC(a.rc_entry, MATCHY_ERR_WRONG_THREAD);
+    CHECK_RC(a.rc_string, MATCHY_ERR_WRONG_THREAD);
     CHECK(a.kind == MATCHY_KIND_NONE);
     CHECK_RC(a.rc_clear, MATCHY_ERR_WRONG_THREAD);
     CHECK_RC(a.rc_lookup_into_filled, MATCHY_ERR_WRONG_THREAD);
