@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "support/ab.rs"]
+mod ab;
+use ab::Ab;
 use matchy::{DataValue, Database, DatabaseBuilder};
 
 struct Rng(u64);
@@ -173,6 +177,18 @@ fn bench_ip(c: &mut Criterion) {
             })
         });
         g.finish();
+        // The ratio to quote: interleaved passes, after criterion's (which warmed both up and
+        // got the stride index built).
+        let ip_pass = |f: &dyn Fn(IpAddr) -> bool| {
+            black_box(queries.iter().filter(|&&q| f(q)).count());
+        };
+        Ab::run(
+            41,
+            queries.len(),
+            || ip_pass(&|q| reader.lookup(q).unwrap().has_data()),
+            || ip_pass(&|q| db.lookup_ip(q).unwrap().is_some()),
+        )
+        .report(&format!("ip/{name}"), "maxminddb", "matchy");
     }
 }
 

@@ -15,6 +15,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "support/ab.rs"]
+mod ab;
+use ab::Ab;
 use matchy::{DataValue, Database, DatabaseBuilder, ReloadKind};
 
 struct Rng(u64);
@@ -116,36 +120,17 @@ fn ab_ratio<Q>(
     qs: &[Q],
     pass: fn(&Database, &[Q]) -> usize,
 ) {
-    const ROUNDS: usize = 41;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        // Alternate which goes first, so neither always runs on a warmer cache.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
-            let db = if which == 0 { plain } else { reloading };
-            let t = Instant::now();
-            black_box(pass(db, qs));
-            let ns = t.elapsed().as_nanos() as f64 / qs.len() as f64;
-            if which == 0 {
-                a.push(ns)
-            } else {
-                b.push(ns)
-            }
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (ma, mb) = (median(&mut a), median(&mut b));
-    // On a shared machine the fastest pass is the least disturbed one: report both.
-    let (fa, fb) = (a[0], b[0]);
-    println!(
-        "reload_overhead/{name}: plain {ma:.1} ns/lookup, auto_reload {mb:.1} ns/lookup, ratio {:.3} \
-         (median of {ROUNDS} interleaved passes); fastest passes {fa:.1} vs {fb:.1}, ratio {:.3}",
-        mb / ma,
-        fb / fa
-    );
+    Ab::run(
+        41,
+        qs.len(),
+        || {
+            black_box(pass(plain, qs));
+        },
+        || {
+            black_box(pass(reloading, qs));
+        },
+    )
+    .report(&format!("reload_overhead/{name}"), "plain", "auto_reload");
 }
 
 fn bench_overhead(c: &mut Criterion) {

@@ -410,6 +410,7 @@ impl Database {
     /// The `on_reload` callback is not called for manual reloads: the caller has the event.
     pub fn reload_now(&self) -> Result<ReloadEvent> {
         let ev = reload::attempt(&self.shared, true)?;
+        reload::after_swap(&self.shared);
         Ok(ev.expect("a forced reload attempt always reports an event"))
     }
 

@@ -124,6 +124,9 @@ pub(crate) struct ReloadState {
     pub attempt: Mutex<()>,
     /// Identity of the last file that failed, so it is not retried until it changes.
     pub last_failed: Mutex<Option<FileIdentity>>,
+    /// The snapshot just swapped in replaced one whose IPv4 index was built: build its own
+    /// (after the event is delivered, so the index does not delay the reload).
+    pub index_pending: AtomicBool,
 }
 
 impl ReloadState {
@@ -137,7 +140,16 @@ impl ReloadState {
             }),
             attempt: Mutex::new(()),
             last_failed: Mutex::new(None),
+            index_pending: AtomicBool::new(false),
         }
+    }
+}
+
+/// Work that follows a swap but must not delay it: the new snapshot's IPv4 index, when the
+/// workload uses one. Until it is built, IPv4 lookups walk the tree (they never wait for it).
+pub(crate) fn after_swap(shared: &Shared) {
+    if shared.reload.index_pending.swap(false, Ordering::AcqRel) {
+        shared.current.load_full().build_ip_index();
     }
 }
 
@@ -221,8 +233,6 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
                 ),
             });
         }
-        // Here, off the query path, rather than in the first lookup after the swap.
-        snap.build_ip_index();
         Ok(snap)
     }));
     let kind_ok = if in_place {
@@ -236,6 +246,9 @@ pub(crate) fn attempt(shared: &Shared, force: bool) -> Result<Option<ReloadEvent
             // generation is guaranteed to load the new snapshot.
             let old = shared.current.swap(Arc::new(snap));
             let generation = shared.bump_generation();
+            state
+                .index_pending
+                .store(old.ip_index_built(), Ordering::Release);
             // After the bump: readers that miss it are seen by the release's barrier.
             shared.retire(old);
             *lock(&state.last_failed) = None;
@@ -552,6 +565,10 @@ fn watch_loop(
                     return;
                 }
                 deliver(&shared, &ev);
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                after_swap(&shared);
             }
             Ok(None) => {}
             Err(_) => return,

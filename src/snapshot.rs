@@ -306,10 +306,13 @@ impl Snapshot {
         })
     }
 
-    /// Builds the in-memory IPv4 index now (the first IP lookup would otherwise: tens of
-    /// milliseconds for a GeoLite2-sized tree).
+    /// Builds the in-memory IPv4 index now (lookups would after a thousand IPv4 queries).
     pub fn build_ip_index(&self) {
-        self.views.tree.index();
+        self.views.tree.build_ip_index();
+    }
+
+    pub fn ip_index_built(&self) -> bool {
+        self.views.tree.ip_index_built()
     }
 
     /// A new reader of this snapshot, counting one use; `None` once its mapping was released.

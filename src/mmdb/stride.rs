@@ -55,11 +55,6 @@ impl Leaf {
             record: node,
         }
     }
-
-    fn key(self) -> u64 {
-        // fmix64 is a bijection: distinct leaves keep distinct keys.
-        fmix64(u64::from(self.record) | u64::from(self.depth) << 32 | u64::from(self.kind) << 40)
-    }
 }
 
 /// Where a lookup's prefix-table code is kept, for [`StrideIndex::code`].
@@ -115,19 +110,18 @@ impl StrideIndex {
             node_budget: tree.node_count as usize,
             leaf_budget: 2 * tree.node_count as usize + (1 << direct_bits),
         };
-        let mut slots = vec![Slot::Leaf(Leaf::resume(start, 0), 0); 1 << direct_bits];
+        let mut slots: Vec<Slot> = vec![0; 1 << direct_bits];
         b.fill(start, 0, 0, 0, direct_bits, &mut slots);
         let mut direct = Vec::with_capacity(slots.len());
         let mut direct_codes =
             Vec::with_capacity(if prefixes.is_empty() { 0 } else { slots.len() });
         for slot in slots {
-            let (entry, code) = match slot {
-                Slot::Leaf(leaf, code) => (LEAF_TAG | b.leaf_id(leaf)?, code),
-                Slot::Node(node) => {
-                    let at = b.reserve_nodes(1)?;
-                    b.nodes[at] = b.node(node, direct_bits)?;
-                    (at as u32, 0)
-                }
+            let (entry, code) = if slot & NODE_SLOT != 0 {
+                let at = b.reserve_nodes(1)?;
+                b.nodes[at] = b.node(slot as u32, direct_bits)?;
+                (at as u32, 0)
+            } else {
+                (LEAF_TAG | b.leaf_id(slot)?, (slot >> CODE_SHIFT) as u8)
             };
             direct.push(entry);
             if !prefixes.is_empty() {
@@ -192,12 +186,27 @@ impl StrideIndex {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Slot {
-    /// A leaf and its record's prefix-table code.
-    Leaf(Leaf, u8),
-    /// A tree node starting a new index node.
-    Node(u32),
+/// A slot while building, packed so that slots fill and compare as words: a tree node to index
+/// next ([`NODE_SLOT`] set, node in the low 32 bits), or a leaf and its prefix-table code
+/// (record: bits 0..32, depth: 32..40, kind: 40..48, code: 48..56).
+type Slot = u64;
+const NODE_SLOT: Slot = 1 << 63;
+const CODE_SHIFT: u32 = 48;
+
+fn leaf_slot(leaf: Leaf, code: u8) -> Slot {
+    u64::from(leaf.record)
+        | u64::from(leaf.depth) << 32
+        | u64::from(leaf.kind) << 40
+        | u64::from(code) << CODE_SHIFT
+}
+
+/// The leaf of a leaf slot, without its code.
+fn slot_leaf(slot: Slot) -> Leaf {
+    Leaf {
+        record: slot as u32,
+        depth: (slot >> 32) as u8,
+        kind: (slot >> 40) as u8,
+    }
 }
 
 struct Builder<'t> {
@@ -207,6 +216,7 @@ struct Builder<'t> {
     leaf_ids: Vec<u32>,
     run_codes: Vec<u8>,
     leaves: Vec<Leaf>,
+    /// Leaf slot without code (as the fmix64 bijection of it) -> leaf id.
     ids: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     node_budget: usize,
     leaf_budget: usize,
@@ -216,19 +226,19 @@ impl Builder<'_> {
     /// Sets the slots under tree node `node` (reached after `depth` address bits, `rel` bits
     /// into a stride of `bits`, along the stride-relative path `prefix`).
     fn fill(&self, node: u32, depth: u32, rel: u32, prefix: usize, bits: u32, slots: &mut [Slot]) {
+        let node_count = self.tree.node_count;
         for side in 0..2 {
             let (path, depth, rel) = (prefix << 1 | side as usize, depth + 1, rel + 1);
-            let resume = Slot::Leaf(Leaf::resume(node, depth - 1), 0);
+            let resume = leaf_slot(Leaf::resume(node, depth - 1), 0);
             let slot = match self.tree.record(node, side) {
                 None => resume,
                 // Into the separator: the walk reports it, with the record's offset.
                 Some(record)
-                    if record > self.tree.node_count
-                        && record - self.tree.node_count < DATA_SECTION_SEPARATOR_LEN =>
+                    if record > node_count && record - node_count < DATA_SECTION_SEPARATOR_LEN =>
                 {
                     resume
                 }
-                Some(record) if record >= self.tree.node_count => Slot::Leaf(
+                Some(record) if record >= node_count => leaf_slot(
                     Leaf {
                         kind: Leaf::ANSWER,
                         depth: depth as u8,
@@ -241,7 +251,7 @@ impl Builder<'_> {
                 ),
                 // A node below bit 32: the walk reports the overlong path.
                 Some(_) if depth == 32 => resume,
-                Some(record) if rel == bits => Slot::Node(record),
+                Some(record) if rel == bits => NODE_SLOT | u64::from(record),
                 Some(record) => {
                     self.fill(record, depth, rel, path, bits, slots);
                     continue;
@@ -254,36 +264,31 @@ impl Builder<'_> {
 
     /// The index node for the stride starting at tree node `node`, `depth` bits down.
     fn node(&mut self, node: u32, depth: u32) -> Option<Node> {
-        let mut slots = [Slot::Leaf(Leaf::resume(node, depth), 0); 1 << STRIDE];
+        let mut slots = [0 as Slot; 1 << STRIDE];
         self.fill(node, depth, 0, 0, STRIDE, &mut slots);
         let mut out = Node {
             first_leaf: self.leaf_ids.len() as u32,
             ..Node::default()
         };
-        let mut previous = None;
+        let mut previous = NODE_SLOT; // no leaf slot equals it
         let mut child_nodes = [0u32; 1 << STRIDE];
         let mut children = 0;
-        for (i, slot) in slots.iter().enumerate() {
-            match *slot {
-                Slot::Leaf(leaf, code) => {
-                    if previous != Some((leaf, code)) {
-                        if self.leaf_ids.len() >= self.leaf_budget.min(LEAF_TAG as usize) {
-                            return None;
-                        }
-                        let id = self.leaf_id(leaf)?;
-                        self.leaf_ids.push(id);
-                        if !self.prefixes.is_empty() {
-                            self.run_codes.push(code);
-                        }
-                        out.leaf_runs |= 1 << i;
-                        previous = Some((leaf, code));
-                    }
+        for (i, &slot) in slots.iter().enumerate() {
+            if slot & NODE_SLOT != 0 {
+                out.children |= 1 << i;
+                child_nodes[children] = slot as u32;
+                children += 1;
+            } else if slot != previous {
+                if self.leaf_ids.len() >= self.leaf_budget.min(LEAF_TAG as usize) {
+                    return None;
                 }
-                Slot::Node(child) => {
-                    out.children |= 1 << i;
-                    child_nodes[children] = child;
-                    children += 1;
+                let id = self.leaf_id(slot)?;
+                self.leaf_ids.push(id);
+                if !self.prefixes.is_empty() {
+                    self.run_codes.push((slot >> CODE_SHIFT) as u8);
                 }
+                out.leaf_runs |= 1 << i;
+                previous = slot;
             }
         }
         // Children are contiguous: reserve them all, then fill each (depth first).
@@ -294,15 +299,18 @@ impl Builder<'_> {
         }
         Some(out)
     }
-    /// The id of `leaf` in the table of distinct leaves.
-    fn leaf_id(&mut self, leaf: Leaf) -> Option<u32> {
+
+    /// The id of a leaf slot's leaf in the table of distinct leaves.
+    fn leaf_id(&mut self, slot: Slot) -> Option<u32> {
         let next = self.leaves.len() as u32;
-        let id = *self.ids.entry(leaf.key()).or_insert(next);
+        // fmix64 is a bijection: distinct leaves keep distinct keys.
+        let key = fmix64(slot & !(0xFF << CODE_SHIFT));
+        let id = *self.ids.entry(key).or_insert(next);
         if id == next {
             if next >= LEAF_TAG {
                 return None;
             }
-            self.leaves.push(leaf);
+            self.leaves.push(slot_leaf(slot));
         }
         Some(id)
     }

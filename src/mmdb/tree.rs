@@ -27,6 +27,8 @@
 //! (`::ffff:0:0/96`, `2002::/16`) to that same node, so a node may be reachable more than once.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 pub use super::stride::CodeAt;
 use super::stride::{Leaf, StrideIndex};
@@ -53,16 +55,19 @@ pub struct SearchTree<'a> {
 #[derive(Clone, Debug)]
 enum LazyIndex<'a> {
     Borrowed(&'a TreeIndex),
-    Lazy(std::sync::OnceLock<TreeIndex>),
+    Lazy(OnceLock<TreeIndex>),
 }
 
 /// What lookups precompute about a tree, owning no tree bytes (so a database can keep it next
-/// to its memory map): where the IPv4 and IPv4-mapped subtrees start, a [`StrideIndex`] of the
-/// IPv4 subtree (IPv4 lookups read it instead of walking), and a jump table that replaces the
-/// first [`JUMP_BITS`] steps of an IPv6 lookup from the root by one table read. Building it
-/// reads every record of the IPv4 subtree once (about 40 ms and 15 MB for GeoLite2-Country's
-/// 1.2M-node tree) plus at most 2^13 records for the jump table. Build it once per opened
-/// database; [`SearchTree::with_index`] then makes a view in O(1).
+/// to its memory map): where the IPv4 and IPv4-mapped subtrees start, a jump table that
+/// replaces the first [`JUMP_BITS`] steps of an IPv6 lookup from the root by one table read
+/// (both built at once: at most 2^13 record reads), and a slot for the [`StrideIndex`] of the
+/// IPv4 subtree, which IPv4 lookups read instead of walking once it is built. That one reads
+/// every record of the subtree (about 50 ms and 6 MB for GeoLite2-Country's 1.6M-node tree), so
+/// it is built only after [`STRIDE_AFTER_LOOKUPS`] IPv4 lookups (a one-off query never pays for
+/// it), or when asked ([`SearchTree::build_ip_index`]); lookups never wait for it, they walk
+/// until it is ready. Build a `TreeIndex` once per opened database; [`SearchTree::with_index`]
+/// then makes a view in O(1).
 #[derive(Clone)]
 pub struct TreeIndex {
     tree_len: usize,
@@ -73,8 +78,8 @@ pub struct TreeIndex {
     ipv4: Subtree,
     /// Where `::ffff:0:0/96` leads (IPv6 trees; usually aliased to the IPv4 subtree).
     mapped: Subtree,
-    /// Lookups in the IPv4 subtree (if `ipv4` is a node and the subtree could be indexed).
-    ipv4_stride: Option<StrideIndex>,
+    /// Lookups in the IPv4 subtree, once built (if `ipv4` is a node).
+    ipv4_stride: LazyStride,
     /// IPv6 lookups from the root after their first `JUMP_BITS` bits (IPv6 trees).
     root_jump: Box<JumpTable>,
 }
@@ -92,13 +97,11 @@ impl std::fmt::Debug for TreeIndex {
 }
 
 impl TreeIndex {
-    /// Indexes `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes) and its
-    /// prefix table (`prefixes`, 2 codes per node, or empty: see [`RecordAt`]). Fails on
+    /// Indexes `tree_bytes` (exactly the tree: `node_count * record_size / 4` bytes). Fails on
     /// a record size other than 24/28/32, an IP version other than 4/6, zero nodes, or a length
     /// mismatch; damage inside the tree is left for lookups and `check` to report.
     pub fn new(
         tree_bytes: &[u8],
-        prefixes: &[u8],
         node_count: u32,
         record_size: u16,
         ip_version: u16,
@@ -106,21 +109,14 @@ impl TreeIndex {
         check_shape(tree_bytes, node_count, record_size, ip_version)?;
         Ok(TreeIndex::build(
             tree_bytes,
-            prefixes,
             node_count,
             record_size,
             ip_version,
         ))
     }
 
-    /// [`new`](Self::new) for a shape already checked, copying codes from `prefixes`.
-    fn build(
-        tree_bytes: &[u8],
-        prefixes: &[u8],
-        node_count: u32,
-        record_size: u16,
-        ip_version: u16,
-    ) -> TreeIndex {
+    /// [`new`](Self::new) for a shape already checked.
+    fn build(tree_bytes: &[u8], node_count: u32, record_size: u16, ip_version: u16) -> TreeIndex {
         let tree = Shape {
             tree: tree_bytes,
             node_count,
@@ -140,16 +136,14 @@ impl TreeIndex {
             };
             (root, root, Box::new([JumpEntry::default(); 1 << JUMP_BITS]))
         };
-        let mut ipv4_stride = None;
         if let Subtree::Node {
             node: ipv4,
             indexed,
         } = &mut ipv4
         {
-            ipv4_stride = StrideIndex::build(&tree, prefixes, *ipv4);
-            *indexed = ipv4_stride.is_some();
+            *indexed = true;
             if let Subtree::Node { node, indexed } = &mut mapped {
-                *indexed = ipv4_stride.is_some() && *node == *ipv4;
+                *indexed = *node == *ipv4;
             }
         }
         TreeIndex {
@@ -159,8 +153,29 @@ impl TreeIndex {
             ip_version,
             ipv4,
             mapped,
-            ipv4_stride,
+            ipv4_stride: LazyStride::default(),
             root_jump,
+        }
+    }
+}
+
+/// IPv4 lookups on a snapshot before its stride index is built (see [`TreeIndex`]).
+pub const STRIDE_AFTER_LOOKUPS: u32 = 1000;
+
+/// The IPv4 stride index of a [`TreeIndex`], built on demand by one thread while the others
+/// walk. `cell` holds `None` if the tree could not be indexed.
+#[derive(Default)]
+struct LazyStride {
+    cell: OnceLock<Option<StrideIndex>>,
+    lookups: AtomicU32,
+    building: AtomicBool,
+}
+
+impl Clone for LazyStride {
+    fn clone(&self) -> Self {
+        LazyStride {
+            cell: self.cell.clone(),
+            ..LazyStride::default()
         }
     }
 }
@@ -357,7 +372,7 @@ impl<'a> SearchTree<'a> {
             node_count,
             record_size,
             ip_version,
-            index: LazyIndex::Lazy(std::sync::OnceLock::new()),
+            index: LazyIndex::Lazy(OnceLock::new()),
         })
     }
 
@@ -394,7 +409,6 @@ impl<'a> SearchTree<'a> {
             LazyIndex::Lazy(cell) => cell.get_or_init(|| {
                 TreeIndex::build(
                     self.tree,
-                    self.prefixes,
                     self.node_count,
                     self.record_size,
                     self.ip_version,
@@ -403,9 +417,8 @@ impl<'a> SearchTree<'a> {
         }
     }
 
-    /// Gives the index, when it is built, the file's prefix table (2 codes per node), so IPv4
-    /// hits carry their record's code instead of its node (one read fewer when the network is
-    /// asked for). Call before the first lookup; a view with a borrowed index ignores it.
+    /// Gives the view the file's prefix table (2 codes per node, see [`RecordAt`]): the stride
+    /// index copies the codes when it is built. Call before the first lookup.
     pub fn with_prefix_table(mut self, prefixes: &'a [u8]) -> Self {
         self.prefixes = prefixes;
         self
@@ -426,7 +439,9 @@ impl<'a> SearchTree<'a> {
             RecordAt::Indexed(code_at) => self
                 .index()
                 .ipv4_stride
-                .as_ref()
+                .cell
+                .get()
+                .and_then(Option::as_ref)
                 .map_or(0, |stride| stride.code(code_at)),
         }
     }
@@ -533,7 +548,7 @@ impl<'a> SearchTree<'a> {
                 node,
                 indexed: false,
             } => (node, 0),
-            Subtree::Node { node, .. } => match &index.ipv4_stride {
+            Subtree::Node { node, .. } => match self.stride(index) {
                 Some(stride) => {
                     let (leaf, code_at) = stride.lookup(key);
                     if leaf.kind == Leaf::ANSWER {
@@ -565,6 +580,65 @@ impl<'a> SearchTree<'a> {
             28 => self.walk::<Record28, u32>(node, key, depth),
             _ => self.walk::<Record32, u32>(node, key, depth),
         }
+    }
+
+    /// The IPv4 stride index if built; counts the lookup and builds it at the threshold if not.
+    #[inline(always)]
+    fn stride<'i>(&self, index: &'i TreeIndex) -> Option<&'i StrideIndex> {
+        match index.ipv4_stride.cell.get() {
+            Some(built) => built.as_ref(),
+            None => self.count_towards_stride(index),
+        }
+    }
+
+    #[cold]
+    fn count_towards_stride<'i>(&self, index: &'i TreeIndex) -> Option<&'i StrideIndex> {
+        let seen = index.ipv4_stride.lookups.fetch_add(1, Ordering::Relaxed);
+        if seen + 1 >= STRIDE_AFTER_LOOKUPS {
+            self.build_stride(index)
+        } else {
+            None
+        }
+    }
+
+    /// Builds the stride index unless it is built, or being built by another thread (which this
+    /// one does not wait for).
+    fn build_stride<'i>(&self, index: &'i TreeIndex) -> Option<&'i StrideIndex> {
+        let lazy = &index.ipv4_stride;
+        if let Some(built) = lazy.cell.get() {
+            return built.as_ref();
+        }
+        let Subtree::Node {
+            node,
+            indexed: true,
+        } = index.ipv4
+        else {
+            return None;
+        };
+        if lazy.building.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let shape = Shape {
+            tree: self.tree,
+            node_count: self.node_count,
+            record_size: self.record_size,
+        };
+        let _ = lazy
+            .cell
+            .set(StrideIndex::build(&shape, self.prefixes, node));
+        lazy.cell.get().and_then(Option::as_ref)
+    }
+
+    /// Builds the IPv4 stride index now, in this thread (the reload watcher does, after a swap,
+    /// when the snapshot it replaced had one: the workload looks up IPs).
+    pub fn build_ip_index(&self) {
+        self.build_stride(self.index());
+    }
+
+    /// Whether IPv4 lookups read the stride index yet.
+    pub fn ip_index_built(&self) -> bool {
+        let index = self.index();
+        index.ipv4_stride.cell.get().is_some_and(Option::is_some)
     }
 
     /// The hot loop: one specialisation per (record size, address width). `node` is a valid node
@@ -1015,6 +1089,7 @@ mod tests {
             }
             let (tree_len, data_len, nc, rs, v) = split_mmdb(&file).unwrap();
             let tree = SearchTree::new(&file[..tree_len], nc, rs, v).unwrap();
+            tree.build_ip_index();
             let reader = maxminddb::Reader::from_source(file.clone()).unwrap();
             let broken = name.contains("broken-pointers") || name.contains("broken-search-tree");
             let check = tree.check(data_len);
@@ -1143,7 +1218,8 @@ mod tests {
             .collect();
         let bytes = tree24(&records);
         let tree = SearchTree::new(&bytes, n, 24, 4).unwrap();
-        assert!(tree.index().ipv4_stride.is_some());
+        tree.build_ip_index();
+        assert!(tree.ip_index_built());
         let hit = tree.lookup_v4(Ipv4Addr::new(0, 0, 1, 0)).unwrap().unwrap();
         assert_eq!((hit.data_offset, hit.depth), (23, 24));
         let err = tree.lookup_v4(Ipv4Addr::UNSPECIFIED).unwrap_err();
@@ -1160,14 +1236,7 @@ mod tests {
             (Net::V6(0x2001_0db8 << 96, 32), 3),
         ];
         let built = build(6, &nets, None, 5, KeepDuplicate::First);
-        let index = TreeIndex::new(
-            &built.bytes,
-            &built.prefix_table,
-            built.node_count,
-            built.record_size,
-            6,
-        )
-        .unwrap();
+        let index = TreeIndex::new(&built.bytes, built.node_count, built.record_size, 6).unwrap();
         let owned = view(&built);
         for ip in [
             "10.1.2.3",
@@ -1178,7 +1247,10 @@ mod tests {
             "::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            let borrowed = SearchTree::with_index(&built.bytes, &index).unwrap();
+            let borrowed = SearchTree::with_index(&built.bytes, &index)
+                .unwrap()
+                .with_prefix_table(&built.prefix_table);
+            borrowed.build_ip_index();
             assert_eq!(
                 borrowed.lookup(ip).unwrap(),
                 owned.lookup(ip).unwrap(),
@@ -1186,7 +1258,7 @@ mod tests {
             );
         }
         assert!(SearchTree::with_index(&built.bytes[..6], &index).is_err());
-        let index4 = TreeIndex::new(&tree24(&[[1, 1]]), &[], 1, 24, 4).unwrap();
+        let index4 = TreeIndex::new(&tree24(&[[1, 1]]), 1, 24, 4).unwrap();
         assert!(SearchTree::with_index(&built.bytes, &index4).is_err());
     }
 
@@ -1334,7 +1406,8 @@ mod tests {
             let node_count = records.len() as u32;
             let bytes = tree24(&records);
             let tree = SearchTree::new(&bytes, node_count, 24, 4).unwrap();
-            let indexed = tree.index().ipv4_stride.is_some();
+            tree.build_ip_index();
+            let indexed = tree.ip_index_built();
             for key in queries.into_iter().chain([0, u32::MAX, 0x8000_0000]) {
                 let by_index = tree.lookup_v4(key.into());
                 let by_walk = tree.walk::<Record24, u32>(0, key, 0);

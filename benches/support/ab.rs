@@ -1,0 +1,56 @@
+//! Interleaved A/B timing for benches that quote a ratio: passes of two workloads alternate
+//! (and alternate which goes first), so a shared machine's drift hits both alike. Criterion's
+//! separate runs of each side are printed too; this is the ratio to quote.
+
+use std::time::Instant;
+
+/// Medians and fastest passes of two workloads, in ns per item.
+pub struct Ab {
+    pub median: (f64, f64),
+    pub fastest: (f64, f64),
+    pub rounds: usize,
+}
+
+impl Ab {
+    /// Times `rounds` passes of each of `a` and `b` (each pass handles `items` items).
+    pub fn run(rounds: usize, items: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> Ab {
+        let (mut ta, mut tb) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        for round in 0..rounds {
+            for first in [round % 2 == 0, round % 2 != 0] {
+                let t = Instant::now();
+                if first {
+                    a()
+                } else {
+                    b()
+                }
+                let ns = t.elapsed().as_nanos() as f64 / items as f64;
+                if first {
+                    ta.push(ns)
+                } else {
+                    tb.push(ns)
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Ab {
+            median: (median(&mut ta), median(&mut tb)),
+            fastest: (ta[0], tb[0]),
+            rounds,
+        }
+    }
+
+    /// `name: A x ns/item, B y ns/item, ratio y/x (median of N interleaved passes); fastest ..`
+    pub fn report(&self, name: &str, a: &str, b: &str) {
+        let ((ma, mb), (fa, fb)) = (self.median, self.fastest);
+        println!(
+            "{name}: {a} {ma:.1} ns/lookup, {b} {mb:.1} ns/lookup, time ratio {b}/{a} {:.3} (median of \
+             {} interleaved passes); fastest passes {fa:.1} vs {fb:.1}, ratio {:.3}",
+            mb / ma,
+            self.rounds,
+            fb / fa
+        );
+    }
+}
