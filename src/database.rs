@@ -6,7 +6,9 @@
 //! lookup costs one atomic load of the generation plus thread-local bookkeeping, with or without
 //! auto-reload. Results (`Match`, `Matches`) hold the pin: the snapshot they borrow from stays
 //! mapped until the last result from it is dropped, even if a newer file is being served.
-//! That pin is a non-atomic `Rc`, which is why results are `!Send`.
+//! That pin is a non-atomic `Rc`, which is why results are `!Send`. Each use of a pin (a lookup
+//! in progress, a result alive) is counted for the reload watcher, which unmaps a replaced
+//! snapshot as soon as nothing uses it, even while idle threads still pin it (`crate::readers`).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -259,8 +261,8 @@ impl fmt::Debug for Database {
 impl Drop for Database {
     fn drop(&mut self) {
         drop(self.watcher.take());
-        // Release this thread's pin now; other threads release theirs at their next lookup of
-        // any database, or when they exit.
+        // Release this thread's pin now. Other threads' pins are pruned when they next re-pin
+        // (or exit); the mapping goes before that, when the shared state drops.
         let id = self.shared.id;
         let _ = PINS.try_with(|p| {
             if let Ok(mut slots) = p.try_borrow_mut() {
