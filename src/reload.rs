@@ -145,11 +145,17 @@ impl ReloadState {
     }
 }
 
-/// Work that follows a swap but must not delay it: the new snapshot's IPv4 index, when the
-/// workload uses one. Until it is built, IPv4 lookups walk the tree (they never wait for it).
+/// Work that follows a swap but must not delay it, nor the next reload: the new snapshot's IPv4
+/// index, when the workload uses one, built on a thread of its own (a large tree takes a few
+/// hundred milliseconds). Until it is built, IPv4 lookups walk the tree (they never wait).
 pub(crate) fn after_swap(shared: &Shared) {
     if shared.reload.index_pending.swap(false, Ordering::AcqRel) {
-        shared.current.load_full().build_ip_index();
+        let snap = shared.current.load_full();
+        let spawned = thread::Builder::new()
+            .name("matchy-index".into())
+            .spawn(move || snap.build_ip_index());
+        // Without a thread, lookups build it after a thousand IPv4 queries, as after an open.
+        drop(spawned);
     }
 }
 
