@@ -11,7 +11,7 @@
 //! snapshot as soon as nothing uses it, even while idle threads still pin it (`crate::readers`).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -225,8 +225,39 @@ struct PinSlot {
     owner: Weak<Shared>,
 }
 
+/// This thread's pins, one per database it has used; owns them.
+struct Pins(RefCell<Vec<PinSlot>>);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        // The pins go now: the copy in `HOT` must not outlive them.
+        HOT.set(HotPin::EMPTY);
+    }
+}
+
+/// A copy of the `PINS` slot this thread used last (database id, generation, the pin), read by
+/// the fast path without a `RefCell` or a destructor-registered thread-local. `pin` points
+/// into the `Rc` that slot owns; every change to `PINS` that could drop or replace it resets
+/// or updates `HOT` (`repin`, `Database::drop`, `Pins::drop`).
+#[derive(Clone, Copy)]
+struct HotPin {
+    db: u64,
+    generation: u64,
+    pin: *const Pin,
+}
+
+impl HotPin {
+    /// Database ids start at 1: no database matches.
+    const EMPTY: HotPin = HotPin {
+        db: 0,
+        generation: 0,
+        pin: std::ptr::null(),
+    };
+}
+
 thread_local! {
-    static PINS: RefCell<Vec<PinSlot>> = const { RefCell::new(Vec::new()) };
+    static PINS: Pins = const { Pins(RefCell::new(Vec::new())) };
+    static HOT: Cell<HotPin> = const { Cell::new(HotPin::EMPTY) };
 }
 
 impl Drop for Shared {
@@ -265,7 +296,8 @@ impl Drop for Database {
         // (or exit); the mapping goes before that, when the shared state drops.
         let id = self.shared.id;
         let _ = PINS.try_with(|p| {
-            if let Ok(mut slots) = p.try_borrow_mut() {
+            if let Ok(mut slots) = p.0.try_borrow_mut() {
+                HOT.set(HotPin::EMPTY);
                 slots.retain(|s| s.db != id);
             }
         });
@@ -302,20 +334,47 @@ impl Database {
     /// generation (and two plain stores) when nothing changed.
     #[inline]
     fn pin(&self) -> Hold {
-        let id = self.shared.id;
-        let fast = PINS.with(|p| {
-            let slots = p.borrow();
-            let slot = slots.iter().find(|s| s.db == id)?;
+        let hot = HOT.get();
+        if hot.db == self.shared.id {
+            // SAFETY: `hot` copies this thread's `PINS` slot for this database, whose `Rc`
+            // keeps the pin alive; anything that replaces or drops that slot resets `HOT`
+            // first (see `HotPin`), and nothing else runs on this thread meanwhile.
+            let pin = unsafe { &*hot.pin };
             // Counted before the generation is read: the watcher publishes a generation before
             // it looks at readers, so it sees this use or this lookup sees the new generation.
+            pin.reader.enter();
+            if hot.generation == self.shared.generation.load(Ordering::Acquire) {
+                // SAFETY: as above, `hot.pin` came from `Rc::as_ptr` of a live `Rc<Pin>`; one
+                // more strong count makes the new `Rc` an owner of its own.
+                return Hold(unsafe {
+                    Rc::increment_strong_count(hot.pin);
+                    Rc::from_raw(hot.pin)
+                });
+            }
+            pin.reader.leave();
+        }
+        self.pin_slow()
+    }
+
+    /// [`pin`](Self::pin) after another database was used on this thread, or after a reload.
+    #[cold]
+    fn pin_slow(&self) -> Hold {
+        let id = self.shared.id;
+        let found = PINS.with(|p| {
+            let slots = p.0.borrow();
+            let slot = slots.iter().find(|s| s.db == id)?;
             slot.pin.reader.enter();
             let hold = Hold(slot.pin.clone());
-            (slot.generation == self.shared.generation.load(Ordering::Acquire)).then_some(hold)
+            (slot.generation == self.shared.generation.load(Ordering::Acquire)).then(|| {
+                HOT.set(HotPin {
+                    db: id,
+                    generation: slot.generation,
+                    pin: Rc::as_ptr(&slot.pin),
+                });
+                hold
+            })
         });
-        match fast {
-            Some(hold) => hold,
-            None => self.repin(),
-        }
+        found.unwrap_or_else(|| self.repin())
     }
 
     #[cold]
@@ -331,7 +390,9 @@ impl Database {
         let pin = Rc::new(Pin { snap, reader });
         let id = self.shared.id;
         PINS.with(|p| {
-            let mut slots = p.borrow_mut();
+            // The slots change: nothing may point into them until they are settled.
+            HOT.set(HotPin::EMPTY);
+            let mut slots = p.0.borrow_mut();
             // Forget pins of databases that were closed, so their snapshots can go.
             slots.retain(|s| s.db == id || s.owner.strong_count() > 0);
             match slots.iter_mut().find(|s| s.db == id) {
@@ -346,6 +407,11 @@ impl Database {
                     owner: Arc::downgrade(&self.shared),
                 }),
             }
+            HOT.set(HotPin {
+                db: id,
+                generation,
+                pin: Rc::as_ptr(&pin),
+            });
         });
         // `add_reader` counted this use already.
         Hold(pin)
