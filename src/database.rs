@@ -344,8 +344,9 @@ impl Database {
             // it looks at readers, so it sees this use or this lookup sees the new generation.
             pin.reader.enter();
             if hot.generation == self.shared.generation.load(Ordering::Acquire) {
-                // SAFETY: as above, `hot.pin` came from `Rc::as_ptr` of a live `Rc<Pin>`; one
-                // more strong count makes the new `Rc` an owner of its own.
+                // SAFETY: as above, `hot.pin` came from `Rc::as_ptr` of a live `Rc<Pin>` (the
+                // pointer `Rc::into_raw` would return); one more strong count makes the new
+                // `Rc` an owner of its own.
                 return Hold(unsafe {
                     Rc::increment_strong_count(hot.pin);
                     Rc::from_raw(hot.pin)
