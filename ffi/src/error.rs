@@ -170,7 +170,7 @@ pub(crate) unsafe fn c_str<'a>(s: *const c_char, what: &'static str) -> Outcome<
     let bytes = s.to_bytes();
     // Queries and keys are almost always ASCII, which a word-at-a-time scan confirms faster
     // than full UTF-8 validation (measured: ~15 ns of a ~250 ns lookup with a path read).
-    if bytes.is_ascii() {
+    if is_ascii(bytes) {
         // SAFETY: ASCII bytes are valid UTF-8.
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
@@ -180,6 +180,23 @@ pub(crate) unsafe fn c_str<'a>(s: *const c_char, what: &'static str) -> Outcome<
             format!("{what} is not valid UTF-8"),
         )
     })
+}
+
+/// `bytes.is_ascii()`, cheaper for the short texts of queries and keys: up to 16 bytes are
+/// checked with two overlapping word reads (the standard library's scan goes byte by byte after
+/// the last whole word: ~10 instructions more for a 15-byte query).
+#[inline(always)]
+pub(crate) fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
+    match n {
+        8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
+        4..=7 => (half(0) | half(n - 4)) & HIGH == 0,
+        0..=3 => bytes.iter().all(|&b| b < 0x80),
+        _ => bytes.is_ascii(),
+    }
 }
 
 /// A text owned by C for the rest of the call, as a `CString` for returning to C: interior NULs
@@ -300,6 +317,20 @@ mod tests {
             assert_eq!(c_str(c"caf\xc3\xa9".as_ptr(), "q").unwrap(), "café");
             let bad = c_str(c"caf\xe9".as_ptr(), "q").unwrap_err();
             assert_eq!(bad.code, MATCHY_ERR_INVALID_UTF8);
+        }
+    }
+
+    #[test]
+    fn ascii_check_agrees_with_the_standard_library() {
+        for n in 0..40 {
+            let plain = vec![b'a'; n];
+            assert!(is_ascii(&plain));
+            for at in 0..n {
+                let mut b = plain.clone();
+                b[at] = 0x80 | (at as u8);
+                assert!(!is_ascii(&b), "{n} bytes, non-ASCII at {at}");
+                assert_eq!(is_ascii(&b), b.is_ascii());
+            }
         }
     }
 
