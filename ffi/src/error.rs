@@ -66,7 +66,16 @@ impl Failure {
 
 impl From<engine::Error> for Failure {
     fn from(e: engine::Error) -> Failure {
-        let code = match &e {
+        Failure::engine(&e)
+    }
+}
+
+impl Failure {
+    /// The failure an engine error maps to.
+    #[cold]
+    #[inline(never)]
+    pub fn engine(e: &engine::Error) -> Failure {
+        let code = match e {
             engine::Error::Io { .. } => MATCHY_ERR_IO,
             engine::Error::Corrupt { .. } => MATCHY_ERR_CORRUPT,
             engine::Error::InvalidQuery { .. } => MATCHY_ERR_INVALID_QUERY,
@@ -122,15 +131,26 @@ fn panic_failure(panic: Box<dyn std::any::Any + Send>) -> Failure {
 /// instructions per call; `catch_unwind` itself costs nothing until a panic).
 #[inline(always)]
 pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> c_int {
-    // The status crosses `catch_unwind`'s return slot as a full word: stored as 4 bytes and
-    // reloaded as 8, it stalled store forwarding (measured: a third of a miss's overhead).
-    let failure = match catch_unwind(AssertUnwindSafe(|| body().map(|code| code as isize))) {
-        Ok(Ok(code)) => return code as c_int,
-        Ok(Err(f)) => f,
-        Err(panic) => panic_failure(panic),
-    };
-    set_last_error(&failure);
-    failure.code
+    // Failures are recorded inside the protected call, so that only a status crosses
+    // `catch_unwind`'s return slot, as a full word: stored as 4 bytes and reloaded as 8, it
+    // stalled store forwarding (measured: a third of a miss's overhead); carrying the whole
+    // `Outcome` across cost ~5 instructions per call to decode.
+    let code = catch_unwind(AssertUnwindSafe(|| match body() {
+        Ok(code) => code as isize,
+        Err(f) => fail(f) as isize,
+    }));
+    match code {
+        Ok(code) => code as c_int,
+        Err(panic) => fail(panic_failure(panic)),
+    }
+}
+
+/// Record `f` as this thread's last error; its status code.
+#[cold]
+#[inline(never)]
+pub(crate) fn fail(f: Failure) -> c_int {
+    set_last_error(&f);
+    f.code
 }
 
 /// Like [`guard`] for functions returning a pointer: NULL on failure.
@@ -160,7 +180,7 @@ pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> Outcome<T>) -> 
 ///
 /// # Safety
 /// `s` is NULL or points to a NUL-terminated string that stays valid for `'a`.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn c_str<'a>(s: *const c_char, what: &'static str) -> Outcome<&'a str> {
     if s.is_null() {
         return Err(Failure::null(what));
@@ -174,7 +194,14 @@ pub(crate) unsafe fn c_str<'a>(s: *const c_char, what: &'static str) -> Outcome<
         // SAFETY: ASCII bytes are valid UTF-8.
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
-    s.to_str().map_err(|_| {
+    utf8(bytes, what)
+}
+
+/// The rest of `c_str` for text that is not ASCII, out of line: the inlined fast path then keeps
+/// nothing (such as `what`) for the error.
+#[inline(never)]
+fn utf8<'a>(bytes: &'a [u8], what: &'static str) -> Outcome<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| {
         Failure::new(
             MATCHY_ERR_INVALID_UTF8,
             format!("{what} is not valid UTF-8"),

@@ -14,7 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CString};
-use std::mem::size_of;
+use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use engine::{EntryKind, Match, Matches, Value, ValueKind};
@@ -39,34 +39,52 @@ use crate::error::{
 /// clear and free it on that thread (other threads get `MATCHY_ERR_WRONG_THREAD`). An empty
 /// result (new, cleared, or after NOT_FOUND) may move to any thread. Use one result per thread.
 pub struct matchy_result_t {
+    /// Which slot holds the matches, if any.
     held: Held,
-    /// Which thread filled `held` (see `current_thread`); meaningless while `held` is empty.
+    /// Which thread filled the slot (see `current_thread`); meaningless while `held` is `Empty`.
     owner: usize,
+    /// The engine's answer to a string lookup, written where the engine returns it (no copy):
+    /// initialised, `Ok` with at least one match, exactly while `held` is `Text`.
+    text: MaybeUninit<engine::Result<Matches>>,
+    /// The same for IP lookups: `Ok(Some(_))` exactly while `held` is `Ip`.
+    ip: MaybeUninit<engine::Result<Option<Match>>>,
     strings: RefCell<Arena>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Held {
     Empty,
-    Text(Matches),
-    Ip(Match),
+    Text,
+    Ip,
 }
 
-impl Held {
+impl matchy_result_t {
     #[inline(always)]
     fn len(&self) -> usize {
-        match self {
+        match self.held {
             Held::Empty => 0,
-            Held::Text(m) => m.len(),
-            Held::Ip(_) => 1,
+            // SAFETY: `Text` means the slot is initialised.
+            Held::Text => unsafe { self.text.assume_init_ref() }
+                .as_ref()
+                .map_or(0, |m| m.len()),
+            Held::Ip => 1,
         }
     }
 
     #[inline(always)]
-    fn get(&self, index: usize) -> Option<&Match> {
-        match self {
+    fn match_at(&self, index: usize) -> Option<&Match> {
+        match self.held {
             Held::Empty => None,
-            Held::Text(m) => m.get(index),
-            Held::Ip(m) => (index == 0).then_some(m),
+            // SAFETY: `Text` means the slot is initialised.
+            Held::Text => unsafe { self.text.assume_init_ref() }
+                .as_ref()
+                .ok()?
+                .get(index),
+            // SAFETY: `Ip` means the slot is initialised.
+            Held::Ip => match unsafe { self.ip.assume_init_ref() } {
+                Ok(Some(m)) if index == 0 => Some(m),
+                _ => None,
+            },
         }
     }
 }
@@ -135,7 +153,7 @@ impl matchy_result_t {
     /// lookup: an empty result costs one compare.
     #[inline(always)]
     fn release_on(&mut self, me: usize) -> Outcome<()> {
-        if matches!(self.held, Held::Empty) {
+        if self.held == Held::Empty {
             return Ok(());
         }
         if self.owner != me {
@@ -145,47 +163,26 @@ impl matchy_result_t {
         Ok(())
     }
 
-    /// Drop what `held` holds where it lies, then mark it empty. Moving it out first
-    /// (`mem::replace`) copied up to 80 bytes per lookup; calling `Held`'s drop glue instead of
-    /// naming each kind cost a call that saves and restores five registers whatever it holds.
+    /// Drop the matches held where they lie (a slot is never moved: moving a `Matches` out
+    /// copied 80 bytes per lookup) and mark the result empty first, so that a drop that unwinds
+    /// (the panic is caught at the boundary) leaves nothing to drop twice.
     #[inline(always)]
     fn drop_held(&mut self) {
-        /// Writes `Empty` after the drop, also if a drop unwinds (the panic is caught at the
-        /// boundary; the result must not keep matches that were dropped).
-        struct Emptied<'a>(&'a mut Held);
-        impl Drop for Emptied<'_> {
-            #[inline(always)]
-            fn drop(&mut self) {
-                // SAFETY: the old value was dropped in place: overwrite it without dropping.
-                unsafe { std::ptr::write(self.0, Held::Empty) }
-            }
-        }
-        let held = Emptied(&mut self.held);
-        // SAFETY: each value is dropped once, here; `Emptied` overwrites it right after.
-        match &mut *held.0 {
+        let held = std::mem::replace(&mut self.held, Held::Empty);
+        // SAFETY: `held` says which slot is initialised; it is dropped once (`held` is `Empty`
+        // from now on).
+        match held {
             Held::Empty => {}
-            Held::Text(m) => unsafe { std::ptr::drop_in_place(m) },
-            Held::Ip(m) => unsafe { std::ptr::drop_in_place(m) },
+            Held::Text => unsafe { self.text.assume_init_drop() },
+            Held::Ip => unsafe { self.ip.assume_init_drop() },
         }
-        drop(held);
         // Strings are copied only from matches, so only a result that held some has any.
         self.strings.get_mut().reset();
     }
 
-    /// Keep the matches of a lookup made on thread `me`, into a result `release_on` emptied.
-    #[inline(always)]
-    fn store(&mut self, held: Held, me: usize) -> c_int {
-        debug_assert!(matches!(self.held, Held::Empty));
-        // SAFETY: `held` is `Empty`, which owns nothing: overwriting it without a drop (and
-        // without the drop glue's call) leaks nothing.
-        unsafe { std::ptr::write(&mut self.held, held) };
-        self.owner = me;
-        MATCHY_OK
-    }
-
     #[inline(always)]
     fn check_thread(&self) -> Outcome<()> {
-        if !matches!(self.held, Held::Empty) && self.owner != current_thread() {
+        if self.held != Held::Empty && self.owner != current_thread() {
             return Err(wrong_thread());
         }
         Ok(())
@@ -194,7 +191,7 @@ impl matchy_result_t {
     #[inline(always)]
     fn get(&self, index: usize) -> Outcome<&Match> {
         self.check_thread()?;
-        match self.held.get(index) {
+        match self.match_at(index) {
             Some(m) => Ok(m),
             None => Err(self.out_of_range(index)),
         }
@@ -204,7 +201,7 @@ impl matchy_result_t {
     fn out_of_range(&self, index: usize) -> Failure {
         Failure::invalid(format!(
             "match index {index} is out of range: the result holds {} matches",
-            self.held.len()
+            self.len()
         ))
     }
 }
@@ -218,6 +215,9 @@ struct Arena {
     chunks: Vec<Box<[Cell<u8>]>>,
     /// Bytes used in the last chunk.
     used: usize,
+    /// A chunk was added since the last reset (which then regroups): one flag to test at every
+    /// lookup instead of the chunks' count and size.
+    grew: bool,
 }
 
 const ARENA_CHUNK: usize = 1024;
@@ -233,6 +233,7 @@ impl Arena {
             self.chunks
                 .push(vec![Cell::new(0u8); size].into_boxed_slice());
             self.used = 0;
+            self.grew = true;
         }
         let chunk = self
             .chunks
@@ -250,9 +251,9 @@ impl Arena {
     }
 
     /// Forget the strings, keeping one chunk. Runs at every lookup that replaces matches.
-    #[inline]
+    #[inline(always)]
     fn reset(&mut self) {
-        if self.chunks.len() > 1 || self.chunks.first().is_some_and(|c| c.len() > ARENA_KEEP) {
+        if self.grew {
             self.regroup();
         }
         self.used = 0;
@@ -260,6 +261,10 @@ impl Arena {
 
     #[cold]
     fn regroup(&mut self) {
+        self.grew = false;
+        if self.chunks.len() == 1 && self.chunks[0].len() <= ARENA_KEEP {
+            return;
+        }
         let total: usize = self.chunks.iter().map(|c| c.len()).sum();
         self.chunks.clear();
         if total <= ARENA_KEEP {
@@ -278,6 +283,8 @@ pub extern "C" fn matchy_result_new() -> *mut matchy_result_t {
         Ok(Box::into_raw(Box::new(matchy_result_t {
             held: Held::Empty,
             owner: 0,
+            text: MaybeUninit::uninit(),
+            ip: MaybeUninit::uninit(),
             strings: RefCell::new(Arena::default()),
         })))
     })
@@ -298,7 +305,8 @@ pub unsafe extern "C" fn matchy_result_free(result: *mut matchy_result_t) {
         // SAFETY: allocated by `matchy_result_new`, released once, per the contract.
         let mut r = unsafe { Box::from_raw(result) };
         if let Err(e) = r.release() {
-            std::mem::forget(std::mem::replace(&mut r.held, Held::Empty));
+            // Leaked: the slots are `MaybeUninit`, never dropped with the handle.
+            r.held = Held::Empty;
             return Err(e);
         }
         Ok(())
@@ -353,7 +361,7 @@ pub unsafe extern "C" fn matchy_lookup(
         let (r, me) = unsafe { fresh(result) }?;
         let h = unsafe { handle(db) }?;
         let q = unsafe { c_str(query, "query") }?;
-        store_matches(r, h.db.lookup(q), me)
+        lookup_text(h, r, me, q)
     })
 }
 
@@ -385,28 +393,51 @@ pub unsafe extern "C" fn matchy_lookup_n(
         }
         let q = std::str::from_utf8(bytes)
             .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, "query is not valid UTF-8"))?;
-        store_matches(r, h.db.lookup(q), me)
+        lookup_text(h, r, me, q)
     })
 }
 
-/// Keep the matches of a string lookup (`MATCHY_OK`), or `MATCHY_NOT_FOUND` when there are none.
-/// A miss is told from the engine's return slot in place: moving it first reloads its 8-byte
-/// stores as 16-byte loads, which stall store forwarding (measured: ~10 ns of a 70 ns miss).
+/// Look `q` up into `r`'s text slot (emptied by `release_on`): `MATCHY_OK` when it holds
+/// matches now, `MATCHY_NOT_FOUND` when there are none. The engine's answer is written into the
+/// slot and judged there: moving it (80 bytes) cost ~15 instructions per lookup, and reloading
+/// its 8-byte stores as 16-byte loads stalls store forwarding (measured: ~10 ns of a 70 ns miss).
 #[inline(always)]
-fn store_matches(r: &mut matchy_result_t, matches: engine::Result<Matches>, me: usize) -> Outcome {
-    match matches {
-        Ok(m) if m.is_empty() => Ok(MATCHY_NOT_FOUND),
-        Ok(m) => Ok(r.store(Held::Text(m), me)),
-        Err(e) => Err(e.into()),
-    }
+fn lookup_text(h: &matchy_t, r: &mut matchy_result_t, me: usize, q: &str) -> Outcome {
+    debug_assert!(r.held == Held::Empty);
+    let answer = r.text.write(h.db.lookup(q));
+    let code = match answer {
+        Ok(m) if !m.is_empty() => {
+            r.held = Held::Text;
+            r.owner = me;
+            return Ok(MATCHY_OK);
+        }
+        Ok(_) => Ok(MATCHY_NOT_FOUND),
+        Err(e) => Err(Failure::engine(e)),
+    };
+    // SAFETY: written above, not kept (`held` stays `Empty`): dropped once, here.
+    unsafe { r.text.assume_init_drop() };
+    code
 }
 
+/// `lookup_text` for IP lookups, into the IP slot. Not inlined: the engine's IPv4 walk is
+/// inlined here instead, where it fits LLVM's budget (inlined into each exported function, the
+/// engine's lookup is called out of line, with a copy of its answer: ~30 instructions more).
 #[inline(never)]
 fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, me: usize, ip: IpAddr) -> Outcome {
-    Ok(match h.db.lookup_ip(ip)? {
-        Some(m) => r.store(Held::Ip(m), me),
-        None => MATCHY_NOT_FOUND,
-    })
+    debug_assert!(r.held == Held::Empty);
+    let answer = r.ip.write(h.db.lookup_ip(ip));
+    let code = match answer {
+        Ok(Some(_)) => {
+            r.held = Held::Ip;
+            r.owner = me;
+            return Ok(MATCHY_OK);
+        }
+        Ok(None) => Ok(MATCHY_NOT_FOUND),
+        Err(e) => Err(Failure::engine(e)),
+    };
+    // SAFETY: written above, not kept: dropped once, here.
+    unsafe { r.ip.assume_init_drop() };
+    code
 }
 
 /// The IP network (longest prefix) holding an address given as raw bytes in network order:
@@ -506,7 +537,7 @@ pub unsafe extern "C" fn matchy_lookup_sockaddr(
 pub unsafe extern "C" fn matchy_result_count(result: *const matchy_result_t) -> usize {
     guard_value(0, || {
         // SAFETY: per the contract.
-        Ok(unsafe { result.as_ref() }.map_or(0, |r| r.held.len()))
+        Ok(unsafe { result.as_ref() }.map_or(0, |r| r.len()))
     })
 }
 
