@@ -251,6 +251,16 @@ typedef enum matchy_type_t {
 } matchy_type_t;
 
 /**
+ * A path into match data, checked once and reusable: the map keys (and array indexes in
+ * decimal) of `matchy_result_get_value`'s `path`, copied and validated (UTF-8, at most 256
+ * elements) by `matchy_path_new`. Reading a value through a prepared path skips the per-call
+ * scan of each C string (length and UTF-8 check), the cheapest way to read the same path from
+ * many results. Opaque; immutable once made, so any number of threads may use one at once.
+ * Release with `matchy_path_free`.
+ */
+typedef struct matchy_path_t matchy_path_t;
+
+/**
  * The matches of one lookup. Opaque and reusable: create one with `matchy_result_new`, pass it
  * to any number of lookups (each replaces the previous matches), release it with
  * `matchy_result_free`. Reusing one result per thread makes a lookup loop allocation-free.
@@ -845,6 +855,58 @@ int matchy_result_get_string(const struct matchy_result_t *result,
                              const char *const *path,
                              const char **str,
                              size_t *len);
+
+/**
+ * A prepared path of `n` elements (map keys, or array indexes in decimal), e.g.
+ * `{"country", "iso_code"}` and 2; `n` = 0 (with `elements` NULL or not) means the data
+ * itself. The strings are copied: the array and its strings may be released after the call.
+ * NULL on failure (`elements` NULL while `n` > 0, an element NULL: `MATCHY_ERR_NULL_ARG`; an
+ * element not UTF-8: `MATCHY_ERR_INVALID_UTF8`; more than 256 elements:
+ * `MATCHY_ERR_INVALID_ARG`; see `matchy_last_error()`). Release with `matchy_path_free`.
+ *
+ * # Safety
+ * `elements` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
+ */
+struct matchy_path_t *matchy_path_new(const char *const *elements, size_t n);
+
+/**
+ * Release a path made by `matchy_path_new`. NULL is ignored.
+ *
+ * # Safety
+ * `path` is NULL or a path from `matchy_path_new` not released yet, which no other thread uses
+ * during the call.
+ */
+void matchy_path_free(struct matchy_path_t *path);
+
+/**
+ * `matchy_result_get_string` with a prepared path: on `MATCHY_OK`, `*str` and `*len` are the
+ * string at `path` in match `index`'s data, inside the database file, **not NUL-terminated**,
+ * owned by the result. `MATCHY_NOT_FOUND` if the path leads nowhere; `MATCHY_ERR_TYPE` if the
+ * value there is not a string; `MATCHY_ERR_NULL_ARG` if any pointer is NULL; outputs written
+ * only on `MATCHY_OK`. The fastest way to read a string.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a live path; `str` and `len` are NULL or
+ * writable.
+ */
+int matchy_result_get_string_at(const struct matchy_result_t *result,
+                                size_t index,
+                                const struct matchy_path_t *path,
+                                const char **str,
+                                size_t *len);
+
+/**
+ * `matchy_result_get_value` with a prepared path: the typed value at `path` in match `index`'s
+ * data (strings copied and NUL-terminated, owned by the result). Result codes and outputs as
+ * for `matchy_result_get_value`; `MATCHY_ERR_NULL_ARG` if `path` is NULL.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a live path; `out` is NULL or writable.
+ */
+int matchy_result_get_value_at(const struct matchy_result_t *result,
+                               size_t index,
+                               const struct matchy_path_t *path,
+                               struct matchy_value_t *out);
 
 /**
  * Match `index`'s whole data as compact JSON (maps in file order, integers exact, bytes as

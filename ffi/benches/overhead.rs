@@ -3,10 +3,15 @@
 //! ratio of the two criterion medians is the overhead.
 //!
 //! * `literal`, `glob`, `miss`: `Database::lookup` vs `matchy_lookup`.
+//! * `ip-text`: IPv4 addresses as text, `Database::lookup` vs `matchy_lookup`.
 //! * `ip`: `Database::lookup_ip` vs `matchy_lookup_ip_bytes`.
 //! * `literal+iso_code`, `ip+iso_code`: the lookup, then the string at `country`/`iso_code`:
-//!   `Value::get` + `as_str` vs `matchy_result_get_string` (no copy); `c-get_value` is the same
-//!   with `matchy_result_get_value` (a NUL-terminated copy of the string).
+//!   `Value::get` + `as_str` vs `matchy_result_get_string` (no copy); `c-at` is the same with a
+//!   prepared path (`matchy_path_new` once, `matchy_result_get_string_at`); `c-get_value` with
+//!   `matchy_result_get_value` (a NUL-terminated copy of the string).
+//!
+//! After criterion's runs, each case is timed again as interleaved passes of the two sides
+//! (`benches/support/ab.rs` of the root crate): on a shared machine that ratio is the robust one.
 //!
 //! The C functions are normal Rust items: this bench compiles the crate's modules into itself
 //! (the crate builds no rlib, see Cargo.toml) and calls each one through a function pointer
@@ -29,6 +34,8 @@ mod error;
 mod overhead_data;
 #[path = "../src/result.rs"]
 mod result;
+#[path = "../../benches/support/ab.rs"]
+mod ab;
 
 use std::ffi::{c_char, c_int, CString};
 use std::hint::black_box;
@@ -36,12 +43,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ab::Ab;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use db::{matchy_close, matchy_open, matchy_t};
 use error::MATCHY_OK;
 use result::{
-    matchy_lookup, matchy_lookup_ip_bytes, matchy_result_free, matchy_result_get_string,
+    matchy_lookup, matchy_lookup_ip_bytes, matchy_path_free, matchy_path_new, matchy_path_t,
+    matchy_result_free, matchy_result_get_string, matchy_result_get_string_at,
     matchy_result_get_value, matchy_result_new, matchy_result_t, matchy_value_t,
 };
 
@@ -63,6 +72,13 @@ type GetString = unsafe extern "C" fn(
     *mut *const c_char,
     *mut usize,
 ) -> c_int;
+type GetStringAt = unsafe extern "C" fn(
+    *const matchy_result_t,
+    usize,
+    *const matchy_path_t,
+    *mut *const c_char,
+    *mut usize,
+) -> c_int;
 type GetValue = unsafe extern "C" fn(
     *const matchy_result_t,
     usize,
@@ -77,6 +93,7 @@ struct C {
     lookup: Lookup,
     lookup_ip: LookupIp,
     get_string: GetString,
+    get_string_at: GetStringAt,
     get_value: GetValue,
 }
 
@@ -92,6 +109,7 @@ impl C {
             lookup: black_box(matchy_lookup as Lookup),
             lookup_ip: black_box(matchy_lookup_ip_bytes as LookupIp),
             get_string: black_box(matchy_result_get_string as GetString),
+            get_string_at: black_box(matchy_result_get_string_at as GetStringAt),
             get_value: black_box(matchy_result_get_value as GetValue),
         }
     }
@@ -107,168 +125,219 @@ impl Drop for C {
     }
 }
 
+/// One case: the Rust pass and the C pass over the same queries (each returns a checksum).
+struct Case<'a> {
+    name: &'static str,
+    items: usize,
+    rust: Box<dyn FnMut() -> usize + 'a>,
+    c: Box<dyn FnMut() -> usize + 'a>,
+    /// Further C variants (criterion only).
+    c_more: Vec<(&'static str, Box<dyn FnMut() -> usize + 'a>)>,
+}
+
 fn bench_overhead(c: &mut Criterion) {
     let path = database();
     let db = engine::Database::from(&path).open().unwrap();
     let cdb = C::open(&path);
     let path_c: [*const c_char; 3] = [c"country".as_ptr(), c"iso_code".as_ptr(), std::ptr::null()];
     let path_c = path_c.as_ptr();
-    for kind in ["literal", "glob", "miss"] {
+    // SAFETY: two NUL-terminated elements; released at the end.
+    let prepared = unsafe { matchy_path_new(path_c, 2) };
+    assert!(!prepared.is_null());
+    let (db, cdb) = (&db, &cdb);
+
+    let text = |kind: &str| -> (Vec<String>, Vec<CString>) {
         let queries = overhead_data::queries(kind);
-        let c_queries: Vec<CString> = queries
+        let c_queries = queries
             .iter()
             .map(|q| CString::new(q.as_str()).unwrap())
             .collect();
-        let mut g = c.benchmark_group(format!("overhead/{kind}"));
-        g.throughput(Throughput::Elements(queries.len() as u64));
-        g.bench_function("rust", |b| {
-            b.iter(|| {
-                let mut n = 0;
-                for q in &queries {
-                    n += db.lookup(q).unwrap().len();
-                }
-                black_box(n)
-            })
-        });
-        g.bench_function("c", |b| {
-            b.iter(|| {
-                let mut n = 0;
-                for q in &c_queries {
-                    // SAFETY: live handles, a NUL-terminated query.
-                    n += unsafe { (cdb.lookup)(cdb.db, q.as_ptr(), cdb.result) == MATCHY_OK }
-                        as usize;
-                }
-                black_box(n)
-            })
-        });
-        g.finish();
-        if kind == "literal" {
-            let mut g = c.benchmark_group("overhead/literal+iso_code");
-            g.throughput(Throughput::Elements(queries.len() as u64));
-            g.bench_function("rust", |b| {
-                b.iter(|| {
-                    let mut n = 0;
-                    for q in &queries {
-                        if let Some(m) = db.lookup(q).unwrap().first() {
-                            if let Some(v) = m.value().get(&overhead_data::PATH).unwrap() {
-                                n += v.as_str().unwrap().len();
-                            }
-                        }
-                    }
-                    black_box(n)
-                })
-            });
-            g.bench_function("c", |b| {
-                b.iter(|| {
-                    let mut n = 0;
-                    for q in &c_queries {
-                        // SAFETY: live handles, a NUL-terminated query, a NULL-terminated path,
-                        // writable outputs.
-                        unsafe {
-                            if (cdb.lookup)(cdb.db, q.as_ptr(), cdb.result) == MATCHY_OK {
-                                let (mut s, mut len) = (std::ptr::null(), 0);
-                                if (cdb.get_string)(cdb.result, 0, path_c, &mut s, &mut len)
-                                    == MATCHY_OK
-                                {
-                                    n += len;
-                                }
-                            }
-                        }
-                    }
-                    black_box(n)
-                })
-            });
-            g.bench_function("c-get_value", |b| {
-                b.iter(|| {
-                    let mut n = 0;
-                    for q in &c_queries {
-                        // SAFETY: as above.
-                        unsafe {
-                            if (cdb.lookup)(cdb.db, q.as_ptr(), cdb.result) == MATCHY_OK {
-                                let mut v = std::mem::MaybeUninit::<matchy_value_t>::uninit();
-                                if (cdb.get_value)(cdb.result, 0, path_c, v.as_mut_ptr())
-                                    == MATCHY_OK
-                                {
-                                    n += v.assume_init().size;
-                                }
-                            }
-                        }
-                    }
-                    black_box(n)
-                })
-            });
-            g.finish();
-        }
-    }
-
-    let queries: Vec<IpAddr> = overhead_data::queries("ip")
+        (queries, c_queries)
+    };
+    let ips: Vec<IpAddr> = overhead_data::queries("ip")
         .iter()
         .map(|q| q.parse().unwrap())
         .collect();
-    let octets: Vec<[u8; 4]> = queries
+    let octets: Vec<[u8; 4]> = ips
         .iter()
         .map(|ip| match ip {
             IpAddr::V4(a) => a.octets(),
             IpAddr::V6(_) => unreachable!("the bench queries are IPv4"),
         })
         .collect();
-    let mut g = c.benchmark_group("overhead/ip");
-    g.throughput(Throughput::Elements(queries.len() as u64));
-    g.bench_function("rust", |b| {
-        b.iter(|| {
+    let (ips, octets) = (&ips, &octets);
+
+    let mut cases: Vec<Case> = Vec::new();
+    for (name, kind) in [
+        ("literal", "literal"),
+        ("glob", "glob"),
+        ("miss", "miss"),
+        ("ip-text", "ip"),
+    ] {
+        let (queries, c_queries) = text(kind);
+        let items = queries.len();
+        cases.push(Case {
+            name,
+            items,
+            rust: Box::new(move || {
+                let mut n = 0;
+                for q in &queries {
+                    n += db.lookup(q).unwrap().len();
+                }
+                n
+            }),
+            c: Box::new(move || {
+                let mut n = 0;
+                for q in &c_queries {
+                    // SAFETY: live handles, a NUL-terminated query.
+                    n += unsafe { (cdb.lookup)(cdb.db, q.as_ptr(), cdb.result) == MATCHY_OK }
+                        as usize;
+                }
+                n
+            }),
+            c_more: Vec::new(),
+        });
+    }
+    cases.push(Case {
+        name: "ip",
+        items: ips.len(),
+        rust: Box::new(move || {
             let mut n = 0;
-            for &ip in &queries {
+            for &ip in ips {
                 n += db.lookup_ip(ip).unwrap().is_some() as usize;
             }
-            black_box(n)
-        })
-    });
-    g.bench_function("c", |b| {
-        b.iter(|| {
+            n
+        }),
+        c: Box::new(move || {
             let mut n = 0;
-            for a in &octets {
+            for a in octets {
                 // SAFETY: live handles, 4 readable bytes.
                 n += unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK }
                     as usize;
             }
-            black_box(n)
-        })
+            n
+        }),
+        c_more: Vec::new(),
     });
-    g.finish();
-    let mut g = c.benchmark_group("overhead/ip+iso_code");
-    g.throughput(Throughput::Elements(queries.len() as u64));
-    g.bench_function("rust", |b| {
-        b.iter(|| {
+
+    // Value reads: the lookup, then the string at country/iso_code.
+    let read_rust = |m: &engine::Match| match m.value().get(&overhead_data::PATH).unwrap() {
+        Some(v) => v.as_str().unwrap().len(),
+        None => 0,
+    };
+    // SAFETY (the three readers): a live result, a NULL-terminated path / a live prepared path,
+    // writable outputs.
+    let get_string = move || unsafe {
+        let (mut s, mut len) = (std::ptr::null(), 0);
+        let rc = (cdb.get_string)(cdb.result, 0, path_c, &mut s, &mut len);
+        if rc == MATCHY_OK {
+            len
+        } else {
+            0
+        }
+    };
+    let get_string_at = move || unsafe {
+        let (mut s, mut len) = (std::ptr::null(), 0);
+        let rc = (cdb.get_string_at)(cdb.result, 0, prepared, &mut s, &mut len);
+        if rc == MATCHY_OK {
+            len
+        } else {
+            0
+        }
+    };
+    let get_value = move || unsafe {
+        let mut v = std::mem::MaybeUninit::<matchy_value_t>::uninit();
+        if (cdb.get_value)(cdb.result, 0, path_c, v.as_mut_ptr()) == MATCHY_OK {
+            v.assume_init().size
+        } else {
+            0
+        }
+    };
+    type Read<'a> = &'a dyn Fn() -> usize;
+    let (queries, c_queries) = text("literal");
+    let (queries, c_queries) = (&queries, &c_queries);
+    let literal_then = move |read: Read<'_>| {
+        let mut n = 0;
+        for q in c_queries {
+            // SAFETY: live handles, a NUL-terminated query.
+            if unsafe { (cdb.lookup)(cdb.db, q.as_ptr(), cdb.result) } == MATCHY_OK {
+                n += read();
+            }
+        }
+        n
+    };
+    let ip_then = move |read: Read<'_>| {
+        let mut n = 0;
+        for a in octets {
+            // SAFETY: live handles, 4 readable bytes.
+            if unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) } == MATCHY_OK {
+                n += read();
+            }
+        }
+        n
+    };
+    cases.push(Case {
+        name: "literal+iso_code",
+        items: queries.len(),
+        rust: Box::new(move || {
             let mut n = 0;
-            for &ip in &queries {
+            for q in queries {
+                if let Some(m) = db.lookup(q).unwrap().first() {
+                    n += read_rust(m);
+                }
+            }
+            n
+        }),
+        c: Box::new(move || literal_then(&get_string)),
+        c_more: vec![
+            ("c-at", Box::new(move || literal_then(&get_string_at))),
+            ("c-get_value", Box::new(move || literal_then(&get_value))),
+        ],
+    });
+    cases.push(Case {
+        name: "ip+iso_code",
+        items: ips.len(),
+        rust: Box::new(move || {
+            let mut n = 0;
+            for &ip in ips {
                 if let Some(m) = db.lookup_ip(ip).unwrap() {
-                    if let Some(v) = m.value().get(&overhead_data::PATH).unwrap() {
-                        n += v.as_str().unwrap().len();
-                    }
+                    n += read_rust(&m);
                 }
             }
-            black_box(n)
-        })
+            n
+        }),
+        c: Box::new(move || ip_then(&get_string)),
+        c_more: vec![("c-at", Box::new(move || ip_then(&get_string_at)))],
     });
-    g.bench_function("c", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for a in &octets {
-                // SAFETY: live handles, 4 readable bytes, a NULL-terminated path, writable
-                // outputs.
-                unsafe {
-                    if (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK {
-                        let (mut s, mut len) = (std::ptr::null(), 0);
-                        if (cdb.get_string)(cdb.result, 0, path_c, &mut s, &mut len) == MATCHY_OK {
-                            n += len;
-                        }
-                    }
-                }
-            }
-            black_box(n)
-        })
-    });
-    g.finish();
+
+    for case in &mut cases {
+        assert_eq!((case.rust)(), (case.c)(), "{}: both sides agree", case.name);
+        let mut g = c.benchmark_group(format!("overhead/{}", case.name));
+        g.throughput(Throughput::Elements(case.items as u64));
+        g.bench_function("rust", |b| b.iter(|| black_box((case.rust)())));
+        g.bench_function("c", |b| b.iter(|| black_box((case.c)())));
+        for (name, f) in &mut case.c_more {
+            g.bench_function(*name, |b| b.iter(|| black_box(f())));
+        }
+        g.finish();
+    }
+    // The robust numbers on a shared machine: passes of the two sides interleaved.
+    for case in &mut cases {
+        let (rust, c) = (&mut case.rust, &mut case.c);
+        let ab = Ab::run(
+            201,
+            case.items,
+            || {
+                black_box(rust());
+            },
+            || {
+                black_box(c());
+            },
+        );
+        ab.report(&format!("overhead/{} interleaved", case.name), "rust", "c");
+    }
+    // SAFETY: made above, released once.
+    unsafe { matchy_path_free(prepared) };
 }
 
 criterion_group! {

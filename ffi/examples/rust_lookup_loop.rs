@@ -1,6 +1,7 @@
 //! The Rust side of the C-boundary overhead comparison (`overhead_instructions` in
 //! ffi/tests/c_api.rs): the loop of ffi/tests/c/bench.c through the Rust API, with the same
-//! modes (`string` and `value` both read `country`/`iso_code` with `Value::get` + `as_str`).
+//! modes (`string`, `value` and `path` all read `country`/`iso_code` with `Value::get` +
+//! `as_str`).
 //!
 //! Usage: rust_lookup_loop DB QUERY_FILE LOOKUPS MODE
 
@@ -26,7 +27,7 @@ fn main() {
     } else {
         Vec::new()
     };
-    let read_value = matches!(mode, "string" | "value" | "ip+string");
+    let read_value = matches!(mode, "string" | "value" | "path" | "ip+string" | "ip+path");
     let mut hits = 0u64;
     let read = |m: &engine::Match| {
         if !read_value {

@@ -858,6 +858,180 @@ pub unsafe extern "C" fn matchy_result_get_string(
     })
 }
 
+/// A path into match data, checked once and reusable: the map keys (and array indexes in
+/// decimal) of `matchy_result_get_value`'s `path`, copied and validated (UTF-8, at most 256
+/// elements) by `matchy_path_new`. Reading a value through a prepared path skips the per-call
+/// scan of each C string (length and UTF-8 check), the cheapest way to read the same path from
+/// many results. Opaque; immutable once made, so any number of threads may use one at once.
+/// Release with `matchy_path_free`.
+pub struct matchy_path_t {
+    /// The elements as the engine takes them; they point into `text` (declared first: dropped
+    /// before it).
+    steps: Box<[&'static str]>,
+    /// The elements' bytes, back to back; never moved or changed while `steps` exists.
+    #[allow(dead_code)]
+    text: Box<str>,
+}
+
+impl matchy_path_t {
+    #[inline(always)]
+    fn steps(&self) -> &[&str] {
+        &self.steps
+    }
+}
+
+/// A prepared path of `n` elements (map keys, or array indexes in decimal), e.g.
+/// `{"country", "iso_code"}` and 2; `n` = 0 (with `elements` NULL or not) means the data
+/// itself. The strings are copied: the array and its strings may be released after the call.
+/// NULL on failure (`elements` NULL while `n` > 0, an element NULL: `MATCHY_ERR_NULL_ARG`; an
+/// element not UTF-8: `MATCHY_ERR_INVALID_UTF8`; more than 256 elements:
+/// `MATCHY_ERR_INVALID_ARG`; see `matchy_last_error()`). Release with `matchy_path_free`.
+///
+/// # Safety
+/// `elements` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_path_new(
+    elements: *const *const c_char,
+    n: usize,
+) -> *mut matchy_path_t {
+    crate::error::guard_ptr(|| {
+        if n > MAX_PATH {
+            return Err(Failure::invalid(format!(
+                "path has {n} elements: at most {MAX_PATH}"
+            )));
+        }
+        if n == 0 {
+            let path = matchy_path_t {
+                steps: Box::new([]),
+                text: Box::from(""),
+            };
+            return Ok(Box::into_raw(Box::new(path)));
+        }
+        if elements.is_null() {
+            return Err(Failure::null("elements"));
+        }
+        let mut parts: Vec<&str> = Vec::with_capacity(n);
+        for i in 0..n {
+            // SAFETY: `n` readable pointers per the contract.
+            let p = unsafe { elements.add(i).read() };
+            // SAFETY: NULL or NUL-terminated per the contract.
+            parts.push(unsafe { c_str(p, "path element") }?);
+        }
+        let text: Box<str> = parts.concat().into_boxed_str();
+        let mut steps: Vec<&'static str> = Vec::with_capacity(n);
+        let mut at = 0;
+        for part in &parts {
+            let s = &text[at..at + part.len()];
+            // SAFETY: `s` points into `text`'s heap buffer, which lives (unmoved, unchanged) as
+            // long as the path; `steps` is only lent out for `&self` and dropped first.
+            steps.push(unsafe { std::mem::transmute::<&str, &'static str>(s) });
+            at += part.len();
+        }
+        let path = matchy_path_t {
+            steps: steps.into_boxed_slice(),
+            text,
+        };
+        Ok(Box::into_raw(Box::new(path)))
+    })
+}
+
+/// Release a path made by `matchy_path_new`. NULL is ignored.
+///
+/// # Safety
+/// `path` is NULL or a path from `matchy_path_new` not released yet, which no other thread uses
+/// during the call.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_path_free(path: *mut matchy_path_t) {
+    guard_value((), || {
+        if !path.is_null() {
+            // SAFETY: allocated by `matchy_path_new`, released once, per the contract.
+            drop(unsafe { Box::from_raw(path) });
+        }
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `path` is NULL or a live path.
+#[inline(always)]
+unsafe fn path_ref<'a>(path: *const matchy_path_t) -> Outcome<&'a matchy_path_t> {
+    // SAFETY: per the contract.
+    unsafe { path.as_ref() }.ok_or_else(|| Failure::null("path"))
+}
+
+/// `matchy_result_get_string` with a prepared path: on `MATCHY_OK`, `*str` and `*len` are the
+/// string at `path` in match `index`'s data, inside the database file, **not NUL-terminated**,
+/// owned by the result. `MATCHY_NOT_FOUND` if the path leads nowhere; `MATCHY_ERR_TYPE` if the
+/// value there is not a string; `MATCHY_ERR_NULL_ARG` if any pointer is NULL; outputs written
+/// only on `MATCHY_OK`. The fastest way to read a string.
+///
+/// # Safety
+/// `result` is NULL or a live result; `path` is NULL or a live path; `str` and `len` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_get_string_at(
+    result: *const matchy_result_t,
+    index: usize,
+    path: *const matchy_path_t,
+    str: *mut *const c_char,
+    len: *mut usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let m = unsafe { result_ref(result) }?.get(index)?;
+        // SAFETY: per the contract.
+        let path = unsafe { path_ref(path) }?;
+        if str.is_null() {
+            return Err(Failure::null("str"));
+        }
+        if len.is_null() {
+            return Err(Failure::null("len"));
+        }
+        let Some(v) = m.value().get(path.steps())? else {
+            return Ok(MATCHY_NOT_FOUND);
+        };
+        let s = v.as_str()?;
+        // SAFETY: both non-NULL and writable per the contract.
+        unsafe {
+            str.write(s.as_ptr().cast());
+            len.write(s.len());
+        }
+        Ok(MATCHY_OK)
+    })
+}
+
+/// `matchy_result_get_value` with a prepared path: the typed value at `path` in match `index`'s
+/// data (strings copied and NUL-terminated, owned by the result). Result codes and outputs as
+/// for `matchy_result_get_value`; `MATCHY_ERR_NULL_ARG` if `path` is NULL.
+///
+/// # Safety
+/// `result` is NULL or a live result; `path` is NULL or a live path; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn matchy_result_get_value_at(
+    result: *const matchy_result_t,
+    index: usize,
+    path: *const matchy_path_t,
+    out: *mut matchy_value_t,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let r = unsafe { result_ref(result) }?;
+        let m = r.get(index)?;
+        // SAFETY: per the contract.
+        let path = unsafe { path_ref(path) }?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let Some(v) = m.value().get(path.steps())? else {
+            return Ok(MATCHY_NOT_FOUND);
+        };
+        let value = c_value(v, &r.strings)?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(value) };
+        Ok(MATCHY_OK)
+    })
+}
+
 /// A value as one decode of its header gives it: the engine's serde `Deserializer` reads the
 /// header once and hands over the scalar, the borrowed string or the container's size (asking
 /// `kind()` and then `as_str()` would decode the header twice). Bytes and arrays both arrive as

@@ -506,6 +506,116 @@ static void test_values(matchy_t *db) {
     matchy_result_free(r);
 }
 
+/* --- Prepared paths: matchy_path_new / _free, matchy_result_get_string_at / _get_value_at. */
+
+static void test_prepared_paths(matchy_t *db) {
+    matchy_result_t *r = matchy_result_new();
+    CHECK_RC(matchy_lookup(db, "evil.com", r), MATCHY_OK);
+
+    /* The elements are copied: the caller's array and strings may go right away. */
+    char k1[] = "types", k2[] = "s";
+    const char *elems[] = {k1, k2};
+    matchy_path_t *p_s = matchy_path_new(elems, 2);
+    CHECK(p_s != NULL);
+    memset(k1, 'x', sizeof k1 - 1);
+    memset(k2, 'y', sizeof k2 - 1);
+    elems[0] = elems[1] = NULL;
+
+    const char *s = NULL;
+    size_t len = 0;
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_s, &s, &len), MATCHY_OK);
+    CHECK(s != NULL && len == 4 && memcmp(s, "text", 4) == 0);
+    matchy_value_t v;
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_s, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_STRING && v.size == 4);
+    CHECK_STR(v.data.string, "text");
+
+    /* Deeper than one batch of elements; array indexes; an empty key. */
+    const char *const deep[] = {"types", "deep", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a"};
+    matchy_path_t *p_deep = matchy_path_new(deep, 12);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_deep, &s, &len), MATCHY_OK);
+    CHECK(len == 6 && memcmp(s, "bottom", 6) == 0);
+    const char *const arr1[] = {"types", "arr", "1"};
+    matchy_path_t *p_arr1 = matchy_path_new(arr1, 3);
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_arr1, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_STRING);
+    CHECK_STR(v.data.string, "two");
+    const char *const d[] = {"types", "d"};
+    matchy_path_t *p_d = matchy_path_new(d, 2);
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_d, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_DOUBLE && v.data.float64 == 1.5);
+    const char *const empty_key[] = {""};
+    matchy_path_t *p_empty_key = matchy_path_new(empty_key, 1);
+    CHECK(p_empty_key != NULL);
+
+    /* No elements: the data itself (the array may then be NULL). */
+    matchy_path_t *p_root = matchy_path_new(NULL, 0);
+    CHECK(p_root != NULL);
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_root, &v), MATCHY_OK);
+    CHECK(v.type == MATCHY_TYPE_MAP && v.size == 3);
+
+    /* Failures leave the outputs untouched. */
+    const char *const missing[] = {"types", "nope"};
+    matchy_path_t *p_missing = matchy_path_new(missing, 2);
+    const char *s_keep = "keep";
+    size_t len_keep = 77;
+    s = s_keep;
+    len = len_keep;
+    matchy_value_t keep;
+    memset(&keep, 0x77, sizeof keep);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_missing, &s, &len), MATCHY_NOT_FOUND);
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_missing, &keep), MATCHY_NOT_FOUND);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_empty_key, &s, &len), MATCHY_NOT_FOUND);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_d, &s, &len), MATCHY_ERR_TYPE);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_root, &s, &len), MATCHY_ERR_TYPE);
+    CHECK_RC(matchy_result_get_string_at(r, 9, p_s, &s, &len), MATCHY_ERR_INVALID_ARG);
+    CHECK_RC(matchy_result_get_value_at(r, 9, p_s, &keep), MATCHY_ERR_INVALID_ARG);
+    /* NULL for each pointer. */
+    CHECK_RC(matchy_result_get_string_at(NULL, 0, p_s, &s, &len), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_string_at(r, 0, NULL, &s, &len), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_s, NULL, &len), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_s, &s, NULL), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_value_at(NULL, 0, p_s, &keep), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_value_at(r, 0, NULL, &keep), MATCHY_ERR_NULL_ARG);
+    CHECK_RC(matchy_result_get_value_at(r, 0, p_s, NULL), MATCHY_ERR_NULL_ARG);
+    CHECK(s == s_keep && len == len_keep);
+    unsigned char *raw = (unsigned char *)&keep;
+    int intact = 1;
+    for (size_t i = 0; i < sizeof keep; i++) intact &= raw[i] == 0x77;
+    CHECK(intact);
+
+    /* Bad paths are refused when made. */
+    const char *const with_null[] = {"types", NULL};
+    CHECK(matchy_path_new(with_null, 2) == NULL);
+    CHECK_RC(matchy_last_error_code(), MATCHY_ERR_NULL_ARG);
+    CHECK(matchy_path_new(NULL, 1) == NULL);
+    CHECK_RC(matchy_last_error_code(), MATCHY_ERR_NULL_ARG);
+    const char *const bad_utf8[] = {"types", "\xff"};
+    CHECK(matchy_path_new(bad_utf8, 2) == NULL);
+    CHECK_RC(matchy_last_error_code(), MATCHY_ERR_INVALID_UTF8);
+    CHECK(matchy_path_new(deep, 257) == NULL); /* refused before any element is read */
+    CHECK_RC(matchy_last_error_code(), MATCHY_ERR_INVALID_ARG);
+
+    /* An empty result; a path outlives results and serves any of them. */
+    CHECK_RC(matchy_lookup(db, "nothing.org", r), MATCHY_NOT_FOUND);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_s, &s, &len), MATCHY_ERR_INVALID_ARG);
+    matchy_result_free(r);
+    r = matchy_result_new();
+    CHECK_RC(matchy_lookup(db, "evil.com", r), MATCHY_OK);
+    CHECK_RC(matchy_result_get_string_at(r, 0, p_s, &s, &len), MATCHY_OK);
+    CHECK(len == 4 && memcmp(s, "text", 4) == 0);
+    matchy_result_free(r);
+
+    matchy_path_free(p_s);
+    matchy_path_free(p_deep);
+    matchy_path_free(p_arr1);
+    matchy_path_free(p_d);
+    matchy_path_free(p_empty_key);
+    matchy_path_free(p_root);
+    matchy_path_free(p_missing);
+    matchy_path_free(NULL);
+}
+
 static void test_info_stats_validate(matchy_t *db) {
     matchy_info_t *info = NULL;
     CHECK_RC(matchy_info(db, &info), MATCHY_OK);
@@ -613,7 +723,8 @@ struct other_thread_args {
     matchy_t *db;
     matchy_result_t *filled; /* holds matches of the main thread */
     matchy_result_t *empty;
-    int rc_entry, rc_string, rc_clear, rc_lookup_into_filled, rc_lookup_into_empty;
+    matchy_path_t *version_path;
+    int rc_entry, rc_string, rc_string_at, rc_clear, rc_lookup_into_filled, rc_lookup_into_empty;
     matchy_kind_t kind;
     size_t count;
     char version[16];
@@ -626,6 +737,7 @@ static void *other_thread(void *p) {
     const char *s;
     size_t len;
     a->rc_string = matchy_result_get_string(a->filled, 0, VERSION_PATH, &s, &len);
+    a->rc_string_at = matchy_result_get_string_at(a->filled, 0, a->version_path, &s, &len);
     a->kind = matchy_result_kind(a->filled, 0);
     a->rc_clear = matchy_result_clear(a->filled);
     a->rc_lookup_into_filled = matchy_lookup(a->db, "evil.com", a->filled);
@@ -642,12 +754,15 @@ static void test_thread_rule(matchy_t *db) {
     a.db = db;
     a.filled = matchy_result_new();
     a.empty = matchy_result_new();
+    const char *const version[] = {"version"};
+    a.version_path = matchy_path_new(version, 1); /* shared by both threads */
     CHECK_RC(matchy_lookup(db, "evil.com", a.filled), MATCHY_OK);
     pthread_t t;
     CHECK(pthread_create(&t, NULL, other_thread, &a) == 0);
     pthread_join(t, NULL);
     CHECK_RC(a.rc_entry, MATCHY_ERR_WRONG_THREAD);
     CHECK_RC(a.rc_string, MATCHY_ERR_WRONG_THREAD);
+    CHECK_RC(a.rc_string_at, MATCHY_ERR_WRONG_THREAD);
     CHECK(a.kind == MATCHY_KIND_NONE);
     CHECK_RC(a.rc_clear, MATCHY_ERR_WRONG_THREAD);
     CHECK_RC(a.rc_lookup_into_filled, MATCHY_ERR_WRONG_THREAD);
@@ -658,6 +773,11 @@ static void test_thread_rule(matchy_t *db) {
     const char *entry = NULL;
     CHECK_RC(matchy_result_entry(a.filled, 0, &entry), MATCHY_OK);
     CHECK_STR(entry, "evil.com");
+    const char *s = NULL;
+    size_t len = 0;
+    CHECK_RC(matchy_result_get_string_at(a.filled, 0, a.version_path, &s, &len), MATCHY_OK);
+    CHECK(len == 2 && memcmp(s, "v1", 2) == 0);
+    matchy_path_free(a.version_path);
     matchy_result_free(a.filled);
     matchy_result_free(a.empty);
 }
@@ -760,6 +880,7 @@ int main(int argc, char **argv) {
     if (!db) return finish("api_test");
     test_lookups(db);
     test_values(db);
+    test_prepared_paths(db);
     test_info_stats_validate(db);
     test_thread_rule(db);
     matchy_close(db);

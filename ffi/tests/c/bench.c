@@ -8,6 +8,8 @@
  *       string  matchy_lookup + matchy_result_get_string(country, iso_code) on a hit
  *       value   matchy_lookup + matchy_result_get_value(country, iso_code) on a hit
  *       ip+string  matchy_lookup_ip_bytes + matchy_result_get_string(country, iso_code)
+ *       path    matchy_lookup + matchy_result_get_string_at (a prepared country/iso_code path)
+ *       ip+path matchy_lookup_ip_bytes + matchy_result_get_string_at
  *
  * Usage: bench DB QUERY_FILE LOOKUPS MODE */
 #include <arpa/inet.h>
@@ -41,12 +43,15 @@ int main(int argc, char **argv) {
         if (inet_pton(AF_INET, queries[i], addrs[i]) != 1) return 2;
     }
     int read_string = strcmp(mode, "string") == 0 || strcmp(mode, "ip+string") == 0;
+    int read_at = strcmp(mode, "path") == 0 || strcmp(mode, "ip+path") == 0;
     int read_value = strcmp(mode, "value") == 0;
     long lookups = atol(argv[3]);
     matchy_t *db = matchy_open(argv[1]);
     if (!db || nq == 0) return 2;
     matchy_result_t *r = matchy_result_new();
     static const char *const path[] = {"country", "iso_code", NULL};
+    matchy_path_t *prepared = matchy_path_new(path, 2);
+    if (!prepared) return 2;
     long hits = 0;
     for (long i = 0; i < lookups; i++) {
         size_t q = (size_t)i % nq;
@@ -56,6 +61,10 @@ int main(int argc, char **argv) {
             const char *s;
             size_t n;
             if (matchy_result_get_string(r, 0, path, &s, &n) == MATCHY_OK) hits += n > 0;
+        } else if (read_at) {
+            const char *s;
+            size_t n;
+            if (matchy_result_get_string_at(r, 0, prepared, &s, &n) == MATCHY_OK) hits += n > 0;
         } else if (read_value) {
             matchy_value_t v;
             if (matchy_result_get_value(r, 0, path, &v) == MATCHY_OK) hits += v.size > 0;
@@ -64,6 +73,7 @@ int main(int argc, char **argv) {
         }
     }
     printf("%ld\n", hits);
+    matchy_path_free(prepared);
     matchy_result_free(r);
     matchy_close(db);
     free(addrs);
