@@ -35,13 +35,14 @@
  *   NUL-terminated.
  * - Ownership: strings and structs are owned by matchy unless a function says to release them:
  *   matchy_result_* pointers live until the result is reused, cleared or freed; JSON strings are
- *   released with matchy_free_string; matchy_info_t with matchy_info_free; static strings
- *   (matchy_version, matchy_strerror, format/watch_mode fields) are never released.
+ *   released with matchy_free_string; matchy_info_t with matchy_info_free; matchy_path_t with
+ *   matchy_path_free; static strings (matchy_version, matchy_strerror, format/watch_mode
+ *   fields) are never released.
  * - Structs that carry struct_size can grow in later versions: set struct_size = sizeof before
  *   passing one in (matchy_init_open_options does it for options).
  * - Threads: a matchy_t may be shared by any number of threads for lookups. A matchy_result_t
- *   holding matches belongs to the thread that filled it. Reload callbacks run on matchy's own
- *   watcher thread.
+ *   holding matches belongs to the thread that filled it. A matchy_path_t may be shared by any
+ *   number of threads. Reload callbacks run on matchy's own watcher thread.
  */
 
 #ifndef MATCHY_H

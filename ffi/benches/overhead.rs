@@ -26,6 +26,8 @@
 #![allow(non_camel_case_types, dead_code, unused_imports)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[path = "../../benches/support/ab.rs"]
+mod ab;
 #[path = "../src/db.rs"]
 mod db;
 #[path = "../src/error.rs"]
@@ -34,8 +36,6 @@ mod error;
 mod overhead_data;
 #[path = "../src/result.rs"]
 mod result;
-#[path = "../../benches/support/ab.rs"]
-mod ab;
 
 use std::ffi::{c_char, c_int, CString};
 use std::hint::black_box;

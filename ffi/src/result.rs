@@ -21,7 +21,7 @@ use engine::{EntryKind, Match, Matches, Value, ValueKind};
 
 use crate::db::{handle, matchy_t};
 use crate::error::{
-    c_str, guard, guard_value, to_c_string, Failure, Outcome, MATCHY_ERR_INVALID_UTF8,
+    c_str, fail, guard, guard_value, to_c_string, Failure, Outcome, MATCHY_ERR_INVALID_UTF8,
     MATCHY_ERR_WRONG_THREAD, MATCHY_NOT_FOUND, MATCHY_OK,
 };
 
@@ -173,8 +173,16 @@ impl matchy_result_t {
         // from now on).
         match held {
             Held::Empty => {}
-            Held::Text => unsafe { self.text.assume_init_drop() },
-            Held::Ip => unsafe { self.ip.assume_init_drop() },
+            Held::Text => match unsafe { self.text.assume_init_mut() } {
+                Ok(m) => unsafe { std::ptr::drop_in_place(m) },
+                // SAFETY: `Text` holds `Ok` (see the field): no check of the other variants.
+                Err(_) => unsafe { std::hint::unreachable_unchecked() },
+            },
+            Held::Ip => match unsafe { self.ip.assume_init_mut() } {
+                Ok(Some(m)) => unsafe { std::ptr::drop_in_place(m) },
+                // SAFETY: `Ip` holds `Ok(Some)` (see the field).
+                _ => unsafe { std::hint::unreachable_unchecked() },
+            },
         }
         // Strings are copied only from matches, so only a result that held some has any.
         self.strings.get_mut().reset();
@@ -422,18 +430,20 @@ fn lookup_text(h: &matchy_t, r: &mut matchy_result_t, me: usize, q: &str) -> Out
 /// `lookup_text` for IP lookups, into the IP slot. Not inlined: the engine's IPv4 walk is
 /// inlined here instead, where it fits LLVM's budget (inlined into each exported function, the
 /// engine's lookup is called out of line, with a copy of its answer: ~30 instructions more).
+/// Returns the status itself (a failure is recorded here, out of line): an `Outcome` would
+/// cross back through memory.
 #[inline(never)]
-fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, me: usize, ip: IpAddr) -> Outcome {
+fn lookup_ip(h: &matchy_t, r: &mut matchy_result_t, me: usize, ip: IpAddr) -> c_int {
     debug_assert!(r.held == Held::Empty);
     let answer = r.ip.write(h.db.lookup_ip(ip));
     let code = match answer {
         Ok(Some(_)) => {
             r.held = Held::Ip;
             r.owner = me;
-            return Ok(MATCHY_OK);
+            return MATCHY_OK;
         }
-        Ok(None) => Ok(MATCHY_NOT_FOUND),
-        Err(e) => Err(Failure::engine(e)),
+        Ok(None) => MATCHY_NOT_FOUND,
+        Err(e) => fail(Failure::engine(e)),
     };
     // SAFETY: written above, not kept: dropped once, here.
     unsafe { r.ip.assume_init_drop() };
@@ -476,7 +486,7 @@ pub unsafe extern "C" fn matchy_lookup_ip_bytes(
                 )))
             }
         };
-        lookup_ip(h, r, me, ip)
+        Ok(lookup_ip(h, r, me, ip))
     })
 }
 
@@ -525,7 +535,7 @@ pub unsafe extern "C" fn matchy_lookup_sockaddr(
                 )))
             }
         };
-        lookup_ip(h, r, me, ip)
+        Ok(lookup_ip(h, r, me, ip))
     })
 }
 
