@@ -167,6 +167,9 @@ fn bench_overhead(c: &mut Criterion) {
         .collect();
     let (ips, octets) = (&ips, &octets);
 
+    // For the value cases (declared before `cases`, which borrows them).
+    let (literal_queries, literal_c_queries) = text("literal");
+
     let mut cases: Vec<Case> = Vec::new();
     for (name, kind) in [
         ("literal", "literal"),
@@ -254,8 +257,7 @@ fn bench_overhead(c: &mut Criterion) {
         }
     };
     type Read<'a> = &'a dyn Fn() -> usize;
-    let (queries, c_queries) = text("literal");
-    let (queries, c_queries) = (&queries, &c_queries);
+    let (queries, c_queries) = (&literal_queries, &literal_c_queries);
     let literal_then = move |read: Read<'_>| {
         let mut n = 0;
         for q in c_queries {
