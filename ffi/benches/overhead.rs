@@ -125,14 +125,17 @@ impl Drop for C {
     }
 }
 
-/// One case: the Rust pass and the C pass over the same queries (each returns a checksum).
+/// One pass over a case's queries; returns a checksum.
+type Pass<'a> = Box<dyn FnMut() -> usize + 'a>;
+
+/// One case: the Rust pass and the C pass over the same queries.
 struct Case<'a> {
     name: &'static str,
     items: usize,
-    rust: Box<dyn FnMut() -> usize + 'a>,
-    c: Box<dyn FnMut() -> usize + 'a>,
+    rust: Pass<'a>,
+    c: Pass<'a>,
     /// Further C variants (criterion only).
-    c_more: Vec<(&'static str, Box<dyn FnMut() -> usize + 'a>)>,
+    c_more: Vec<(&'static str, Pass<'a>)>,
 }
 
 fn bench_overhead(c: &mut Criterion) {
