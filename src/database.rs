@@ -206,6 +206,7 @@ impl Hold {
 }
 
 impl Clone for Hold {
+    #[inline]
     fn clone(&self) -> Hold {
         self.0.reader.enter();
         Hold(self.0.clone())
@@ -213,6 +214,7 @@ impl Clone for Hold {
 }
 
 impl Drop for Hold {
+    #[inline]
     fn drop(&mut self) {
         self.0.reader.leave();
     }
