@@ -11,31 +11,14 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-#[path = "support/ab.rs"]
-mod ab;
-use ab::Ab;
+mod support;
 use matchy::{DataValue, Database, DatabaseBuilder};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn bench_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use support::{bench_dir, Ab, Rng};
 
 fn country(i: u64) -> DataValue {
     let code = format!(

@@ -11,7 +11,7 @@
 //!   `matchy_result_get_value` (a NUL-terminated copy of the string).
 //!
 //! After criterion's runs, each case is timed again as interleaved passes of the two sides
-//! (`benches/support/ab.rs` of the root crate): on a shared machine that ratio is the robust one.
+//! (`benches/support/mod.rs` of the root crate): on a shared machine that ratio is the robust one.
 //!
 //! The C functions are normal Rust items: this bench compiles the crate's modules into itself
 //! (the crate builds no rlib, see Cargo.toml) and calls each one through a function pointer
@@ -26,7 +26,7 @@
 #![allow(non_camel_case_types, dead_code, unused_imports)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[path = "../../benches/support/ab.rs"]
+#[path = "../../benches/support/mod.rs"]
 mod ab;
 #[path = "../src/db.rs"]
 mod db;

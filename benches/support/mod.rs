@@ -1,8 +1,30 @@
-//! Interleaved A/B timing for benches that quote a ratio: passes of two workloads alternate
-//! (and alternate which goes first), so a shared machine's drift hits both alike. Criterion's
-//! separate runs of each side are printed too; this is the ratio to quote.
+//! What the benches share: a small deterministic generator, the directory their generated
+//! files live in, and interleaved A/B timing for benches that quote a ratio (passes of two
+//! workloads alternate, and alternate which goes first, so a shared machine's drift hits both
+//! alike; criterion's separate runs of each side are printed too, this is the ratio to quote).
+#![allow(dead_code)] // each bench uses part of it
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// xorshift64: the same queries and files on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// `target/bench-data/`, where benches build their files once (never committed).
+pub fn bench_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
 
 /// Medians and fastest passes of two workloads, in ns per item.
 pub struct Ab {
