@@ -593,6 +593,10 @@ impl<'a> SearchTree<'a> {
 
     #[cold]
     fn count_towards_stride<'i>(&self, index: &'i TreeIndex) -> Option<&'i StrideIndex> {
+        // While another thread builds it, one plain load: no shared read-modify-write per lookup.
+        if index.ipv4_stride.building.load(Ordering::Relaxed) {
+            return None;
+        }
         let seen = index.ipv4_stride.lookups.fetch_add(1, Ordering::Relaxed);
         if seen + 1 >= STRIDE_AFTER_LOOKUPS {
             self.build_stride(index)
