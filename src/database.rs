@@ -23,6 +23,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::error::Result;
+use crate::mmdb::stride::StrideIndex;
 use crate::readers::{self, ReaderState};
 use crate::reload::{self, Callback, ReloadEvent, ReloadOptions, ReloadState, ReloadStats};
 use crate::snapshot::{DatabaseInfo, EntryKind, RawMatch, Snapshot};
@@ -246,6 +247,9 @@ struct HotPin {
     db: u64,
     generation: u64,
     pin: *const Pin,
+    /// The IPv4 index of `pin`'s snapshot once it is built (null before): IPv4 lookups ask it
+    /// first. Set only by `lookup_ip_walk`, next to the `pin` it belongs to.
+    ipv4: *const StrideIndex,
 }
 
 impl HotPin {
@@ -254,7 +258,17 @@ impl HotPin {
         db: 0,
         generation: 0,
         pin: std::ptr::null(),
+        ipv4: std::ptr::null(),
     };
+
+    fn new(db: u64, generation: u64, pin: &Rc<Pin>) -> HotPin {
+        HotPin {
+            db,
+            generation,
+            pin: Rc::as_ptr(pin),
+            ipv4: std::ptr::null(),
+        }
+    }
 }
 
 thread_local! {
@@ -369,11 +383,7 @@ impl Database {
             slot.pin.reader.enter();
             let hold = Hold(slot.pin.clone());
             (slot.generation == self.shared.generation.load(Ordering::Acquire)).then(|| {
-                HOT.set(HotPin {
-                    db: id,
-                    generation: slot.generation,
-                    pin: Rc::as_ptr(&slot.pin),
-                });
+                HOT.set(HotPin::new(id, slot.generation, &slot.pin));
                 hold
             })
         });
@@ -410,11 +420,7 @@ impl Database {
                     owner: Arc::downgrade(&self.shared),
                 }),
             }
-            HOT.set(HotPin {
-                db: id,
-                generation,
-                pin: Rc::as_ptr(&pin),
-            });
+            HOT.set(HotPin::new(id, generation, &pin));
         });
         // `add_reader` counted this use already.
         Hold(pin)
@@ -447,11 +453,41 @@ impl Database {
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
         let hold = self.pin();
-        let raw = hold.snap().lookup_ip(ip)?;
-        // SAFETY: as in `Match::new`: the hold moves into the Match that borrows from it.
-        let raw =
-            unsafe { std::mem::transmute::<Option<RawMatch<'_>>, Option<RawMatch<'static>>>(raw) };
-        Ok(raw.map(|raw| Match { raw, _hold: hold }))
+        if let IpAddr::V4(a) = ip {
+            // The hot path, kept small enough to inline: the IPv4 index, found through the
+            // thread-local pin without a look at the snapshot's tree.
+            let hot = HOT.get();
+            if !hot.ipv4.is_null() && hot.pin == Rc::as_ptr(&hold.0) {
+                // SAFETY: `hot.ipv4` is set next to `hot.pin`, which is `hold`'s pin, and
+                // points to the IPv4 index of that pin's snapshot (`lookup_ip_walk`); the
+                // index lives as long as the snapshot, which `hold` keeps alive.
+                let index = unsafe { &*hot.ipv4 };
+                if let Some(raw) = hold.snap().lookup_v4_indexed(index, a) {
+                    // SAFETY: `raw` comes from `hold.snap()` and `hold` goes with it.
+                    let raw = unsafe { Match::detach(raw) };
+                    return Ok(Match::with_hold(raw, hold));
+                }
+            }
+        }
+        self.lookup_ip_walk(hold, ip)
+    }
+
+    /// [`lookup_ip`](Self::lookup_ip) through the snapshot's tree: IPv6, IPv4 before the index
+    /// is built (counting towards building it), damaged trees, refused lookups.
+    #[inline(never)]
+    fn lookup_ip_walk(&self, hold: Hold, ip: IpAddr) -> Result<Option<Match>> {
+        let snap = hold.snap();
+        let raw = snap.lookup_ip(ip)?;
+        if let Some(index) = snap.ipv4_index() {
+            let mut hot = HOT.get();
+            if hot.pin == Rc::as_ptr(&hold.0) {
+                hot.ipv4 = index;
+                HOT.set(hot);
+            }
+        }
+        // SAFETY: `raw` comes from `hold.snap()` and `hold` goes with it.
+        let raw = unsafe { Match::detach(raw) };
+        Ok(Match::with_hold(raw, hold))
     }
 
     /// Metadata, counts and layout of the snapshot being served.
@@ -511,16 +547,29 @@ pub struct Match {
 impl Match {
     /// `raw` must have been produced by `hold.snap()`.
     fn new(raw: RawMatch<'_>, hold: &Hold) -> Match {
-        // SAFETY: `raw` borrows bytes of `hold.snap()`, which the `Hold` stored next to it keeps
-        // alive (and unmoved: the bytes live in a heap allocation or mapping owned by the
-        // snapshot; and mapped: a snapshot is released only when no hold on it exists) for as
-        // long as this Match exists. The 'static lifetime never escapes: every
-        // accessor re-borrows it for `&self`.
-        let raw = unsafe { std::mem::transmute::<RawMatch<'_>, RawMatch<'static>>(raw) };
-        Match {
-            raw,
-            _hold: hold.clone(),
-        }
+        // SAFETY: as in `detach`, with a clone of `hold`.
+        let raw = unsafe { Match::detach(Some(raw)) };
+        Match::with_hold(raw, hold.clone()).expect("a match")
+    }
+
+    /// Frees a match of a hold's snapshot from the borrow of the hold, so that the hold can move
+    /// into the [`Match`] next to it ([`with_hold`](Self::with_hold)).
+    ///
+    /// # Safety
+    /// `raw` must borrow from `hold.snap()` for the `hold` then given to `with_hold`. That hold
+    /// keeps the bytes alive (and unmoved: they live in a heap allocation or mapping owned by
+    /// the snapshot; and mapped: a snapshot is released only when no hold on it exists) for as
+    /// long as the Match exists. The 'static lifetime never escapes: every accessor re-borrows
+    /// it for `&self`.
+    #[inline(always)]
+    unsafe fn detach(raw: Option<RawMatch<'_>>) -> Option<RawMatch<'static>> {
+        // SAFETY: see the function's contract.
+        unsafe { std::mem::transmute::<Option<RawMatch<'_>>, Option<RawMatch<'static>>>(raw) }
+    }
+
+    #[inline(always)]
+    fn with_hold(raw: Option<RawMatch<'static>>, hold: Hold) -> Option<Match> {
+        raw.map(|raw| Match { raw, _hold: hold })
     }
 
     pub fn kind(&self) -> EntryKind {

@@ -22,6 +22,7 @@ use crate::format::{self, Directory, MatchMode, SectionInfo};
 use crate::glob::index::GlobIndex;
 use crate::literal::LiteralTable;
 use crate::mmdb::metadata::{parse_metadata, Metadata};
+use crate::mmdb::stride::StrideIndex;
 use crate::mmdb::tree::{RecordAt, SearchTree};
 use crate::readers::{ReaderRegistry, ReaderState};
 use crate::sigbus;
@@ -440,6 +441,37 @@ impl Snapshot {
             }
         }
         self.check_poison()
+    }
+
+    /// This snapshot's IPv4 index once it is built, for callers that keep it at hand (a
+    /// database's pins) and try [`lookup_v4_indexed`](Self::lookup_v4_indexed) first.
+    pub fn ipv4_index(&self) -> Option<&StrideIndex> {
+        self.views.tree.ipv4_index()
+    }
+
+    /// [`lookup_ip`](Self::lookup_ip) of an IPv4 address answered by this snapshot's IPv4 index
+    /// (`index`, from [`ipv4_index`](Self::ipv4_index)) alone: no read of the file, so no
+    /// poison check after it. `None` when the index cannot answer alone (the walk goes on in a
+    /// damaged tree) or lookups are refused (modified in place): `lookup_ip` then says why.
+    #[inline(always)]
+    pub fn lookup_v4_indexed(
+        &self,
+        index: &StrideIndex,
+        ip: Ipv4Addr,
+    ) -> Option<Option<RawMatch<'_>>> {
+        let hit = index.answer(u32::from(ip)).ok()?;
+        if self.poisoned.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(hit.map(|hit| RawMatch {
+            views: &self.views,
+            source: Source::Net {
+                query: IpAddr::V4(ip),
+                at: hit.at,
+                depth: index.start_depth() + hit.depth,
+            },
+            data: hit.data_offset,
+        }))
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.

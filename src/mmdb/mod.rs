@@ -5,6 +5,6 @@
 pub mod decode;
 pub mod encode;
 pub mod metadata;
-mod stride;
+pub(crate) mod stride;
 pub mod tree;
 pub mod tree_builder;

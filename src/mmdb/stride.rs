@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use super::encode::PassThrough;
-use super::tree::{Shape, DATA_SECTION_SEPARATOR_LEN};
+use super::tree::{RecordAt, Shape, TreeHit, DATA_SECTION_SEPARATOR_LEN};
 use crate::hash::fmix64;
 
 /// Address bits one node consumes.
@@ -34,7 +34,7 @@ const LEAF_TAG: u32 = 1 << 31;
 
 /// How a walk from the subtree's start ends for one address range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Leaf {
+pub(crate) struct Leaf {
     /// [`ANSWER`](Self::ANSWER): `record` (`>= node_count`) answers, "not found" or a data
     /// pointer. [`RESUME`](Self::RESUME): the walk resumes at node `record`.
     pub kind: u8,
@@ -105,7 +105,12 @@ struct Node {
 
 /// See the module documentation.
 #[derive(Clone, Debug)]
-pub(super) struct StrideIndex {
+pub(crate) struct StrideIndex {
+    /// The tree's, to tell "not found" and data records apart in [`answer`](Self::answer).
+    node_count: u32,
+    /// Depth of the subtree's start in the tree (96 in IPv6 trees), for callers that report
+    /// depths from the root.
+    start_depth: u8,
     direct_bits: u32,
     direct: Box<[u32]>,
     nodes: Box<[Node]>,
@@ -118,9 +123,14 @@ pub(super) struct StrideIndex {
 
 impl StrideIndex {
     /// Indexes the 32-bit subtree under `start` (a node index `< node_count`); `prefixes` is the
-    /// file's prefix table (2 codes per node) or empty. `None` if the tree is too damaged to
-    /// index within the size of the tree.
-    pub(super) fn build(tree: &Shape<'_>, prefixes: &[u8], start: u32) -> Option<StrideIndex> {
+    /// file's prefix table (2 codes per node) or empty; `start_depth` where `start` is in the
+    /// tree. `None` if the tree is too damaged to index within the size of the tree.
+    pub(super) fn build(
+        tree: &Shape<'_>,
+        prefixes: &[u8],
+        start: u32,
+        start_depth: u8,
+    ) -> Option<StrideIndex> {
         // A small tree needs no 2^16 table (256 KiB) to be fast.
         let direct_bits = if tree.node_count > 1 << 14 { 16 } else { 8 };
         let mut b = Builder {
@@ -155,6 +165,8 @@ impl StrideIndex {
             }
         }
         Some(StrideIndex {
+            node_count: tree.node_count,
+            start_depth,
             direct_bits,
             direct: direct.into_boxed_slice(),
             nodes: b.nodes.into_boxed_slice(),
@@ -195,6 +207,32 @@ impl StrideIndex {
         }
     }
 
+    /// What the tree says for `key`, if the index knows it alone: `Ok(None)` "not found",
+    /// `Ok(Some(hit))` data (the depth counted from the subtree's start). `Err(leaf)`: a
+    /// [`Leaf::RESUME`] leaf, where the walk must go on (and report the damage it meets).
+    #[inline(always)]
+    pub(crate) fn answer(&self, key: u32) -> Result<Option<TreeHit>, Leaf> {
+        let (leaf, code_at) = self.lookup(key);
+        if leaf.kind != Leaf::ANSWER {
+            return Err(leaf);
+        }
+        // Records into the separator were made resume leaves: this is "not found" or data.
+        let past_nodes = leaf.record - self.node_count;
+        Ok(past_nodes
+            .checked_sub(DATA_SECTION_SEPARATOR_LEN)
+            .map(|data_offset| TreeHit {
+                data_offset: data_offset as usize,
+                at: RecordAt::Indexed(code_at),
+                depth: leaf.depth,
+            }))
+    }
+
+    /// Depth of the indexed subtree's start in the tree: 96 in IPv6 trees, 0 in IPv4 trees.
+    #[inline(always)]
+    pub(crate) fn start_depth(&self) -> u8 {
+        self.start_depth
+    }
+
     /// The prefix-table code of a lookup's leaf slot (0 without a prefix table).
     pub(super) fn code(&self, at: CodeAt) -> u8 {
         let codes = if at.0 & CodeAt::DIRECT != 0 {
@@ -206,6 +244,56 @@ impl StrideIndex {
             .get((at.0 & !CodeAt::DIRECT) as usize)
             .copied()
             .unwrap_or(0)
+    }
+}
+
+impl StrideIndex {
+    /// Table sizes and the share of the address space answered at each level (0: the direct
+    /// table, k: the k-th node), for tuning.
+    pub(super) fn debug_summary(&self) -> String {
+        let mut ends = [0f64; 8];
+        let direct_share = 1.0 / self.direct.len() as f64;
+        for &entry in self.direct.iter() {
+            if entry & LEAF_TAG != 0 {
+                ends[0] += direct_share;
+            } else {
+                self.node_ends(entry as usize, 1, direct_share, &mut ends);
+            }
+        }
+        let leaf_id_bytes = match &self.leaf_ids {
+            LeafIds::Narrow(ids) => ids.len() * 2,
+            LeafIds::Wide(ids) => ids.len() * 4,
+        };
+        format!(
+            "direct 2^{} ({} KiB), {} nodes ({} KiB), {} leaf runs ({} KiB), {} leaves, \
+             codes {} KiB; address space ending per level: {:.3?}",
+            self.direct_bits,
+            self.direct.len() * 4 / 1024,
+            self.nodes.len(),
+            self.nodes.len() * std::mem::size_of::<Node>() / 1024,
+            match &self.leaf_ids {
+                LeafIds::Narrow(ids) => ids.len(),
+                LeafIds::Wide(ids) => ids.len(),
+            },
+            leaf_id_bytes / 1024,
+            self.leaves.len(),
+            (self.direct_codes.len() + self.run_codes.len()) / 1024,
+            ends
+        )
+    }
+
+    fn node_ends(&self, node: usize, level: usize, share: f64, ends: &mut [f64; 8]) {
+        let n = self.nodes[node];
+        let slot_share = share / 64.0;
+        let mut rank = 0;
+        for i in 0..64 {
+            if n.children >> i & 1 != 0 {
+                self.node_ends(n.first_child as usize + rank, level + 1, slot_share, ends);
+                rank += 1;
+            } else {
+                ends[level.min(7)] += slot_share;
+            }
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 pub use super::stride::CodeAt;
-use super::stride::{Leaf, StrideIndex};
+use super::stride::StrideIndex;
 use crate::error::{Error, Result};
 
 /// Size of the all-zero separator between the tree and the data section; record values
@@ -549,22 +549,10 @@ impl<'a> SearchTree<'a> {
                 indexed: false,
             } => (node, 0),
             Subtree::Node { node, .. } => match self.stride(index) {
-                Some(stride) => {
-                    let (leaf, code_at) = stride.lookup(key);
-                    if leaf.kind == Leaf::ANSWER {
-                        // Records into the separator were made resume leaves: this is "not
-                        // found" or data.
-                        let past_nodes = leaf.record - self.node_count;
-                        return Ok(past_nodes.checked_sub(DATA_SECTION_SEPARATOR_LEN).map(
-                            |data_offset| TreeHit {
-                                data_offset: data_offset as usize,
-                                at: RecordAt::Indexed(code_at),
-                                depth: leaf.depth,
-                            },
-                        ));
-                    }
-                    (leaf.record, u32::from(leaf.depth))
-                }
+                Some(stride) => match stride.answer(key) {
+                    Ok(hit) => return Ok(hit),
+                    Err(resume) => (resume.record, u32::from(resume.depth)),
+                },
                 None => (node, 0),
             },
         };
@@ -627,9 +615,10 @@ impl<'a> SearchTree<'a> {
             node_count: self.node_count,
             record_size: self.record_size,
         };
+        let start_depth = if self.ip_version == 4 { 0 } else { 96 };
         let _ = lazy
             .cell
-            .set(StrideIndex::build(&shape, self.prefixes, node));
+            .set(StrideIndex::build(&shape, self.prefixes, node, start_depth));
         lazy.cell.get().and_then(Option::as_ref)
     }
 
@@ -643,6 +632,21 @@ impl<'a> SearchTree<'a> {
     pub fn ip_index_built(&self) -> bool {
         let index = self.index();
         index.ipv4_stride.cell.get().is_some_and(Option::is_some)
+    }
+
+    /// The IPv4 stride index once built (see [`TreeIndex`]), for callers that keep it at hand
+    /// and ask it first ([`StrideIndex::answer`]).
+    #[inline]
+    pub(crate) fn ipv4_index(&self) -> Option<&StrideIndex> {
+        self.index().ipv4_stride.cell.get()?.as_ref()
+    }
+
+    /// A one-line summary of the IPv4 stride index (sizes, where lookups end), for tuning.
+    #[doc(hidden)]
+    pub fn ip_index_summary(&self) -> Option<String> {
+        let index = self.index();
+        let stride = index.ipv4_stride.cell.get()?.as_ref()?;
+        Some(stride.debug_summary())
     }
 
     /// The hot loop: one specialisation per (record size, address width). `node` is a valid node
