@@ -350,6 +350,13 @@ impl Database {
     /// generation (and two plain stores) when nothing changed.
     #[inline]
     fn pin(&self) -> Hold {
+        self.pin_and_ipv4_index().0
+    }
+
+    /// [`pin`](Self::pin), plus the IPv4 index of the pinned snapshot if this thread has seen
+    /// it built (null otherwise), from the same read of the thread-local copy.
+    #[inline(always)]
+    fn pin_and_ipv4_index(&self) -> (Hold, *const StrideIndex) {
         let hot = HOT.get();
         if hot.db == self.shared.id {
             // SAFETY: `hot` copies this thread's `PINS` slot for this database, whose `Rc`
@@ -363,14 +370,15 @@ impl Database {
                 // SAFETY: as above, `hot.pin` came from `Rc::as_ptr` of a live `Rc<Pin>` (the
                 // pointer `Rc::into_raw` would return); one more strong count makes the new
                 // `Rc` an owner of its own.
-                return Hold(unsafe {
+                let hold = Hold(unsafe {
                     Rc::increment_strong_count(hot.pin);
                     Rc::from_raw(hot.pin)
                 });
+                return (hold, hot.ipv4);
             }
             pin.reader.leave();
         }
-        self.pin_slow()
+        (self.pin_slow(), std::ptr::null())
     }
 
     /// [`pin`](Self::pin) after another database was used on this thread, or after a reload.
@@ -452,16 +460,15 @@ impl Database {
     /// The IP network (longest prefix) holding `ip`, if any.
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
-        let hold = self.pin();
+        let (hold, ipv4_index) = self.pin_and_ipv4_index();
         if let IpAddr::V4(a) = ip {
             // The hot path, kept small enough to inline: the IPv4 index, found through the
             // thread-local pin without a look at the snapshot's tree.
-            let hot = HOT.get();
-            if !hot.ipv4.is_null() && hot.pin == Rc::as_ptr(&hold.0) {
-                // SAFETY: `hot.ipv4` is set next to `hot.pin`, which is `hold`'s pin, and
-                // points to the IPv4 index of that pin's snapshot (`lookup_ip_walk`); the
+            if !ipv4_index.is_null() {
+                // SAFETY: `HotPin::ipv4` is set next to `HotPin::pin`, which `hold` holds,
+                // and points to the IPv4 index of that pin's snapshot (`lookup_ip_walk`); the
                 // index lives as long as the snapshot, which `hold` keeps alive.
-                let index = unsafe { &*hot.ipv4 };
+                let index = unsafe { &*ipv4_index };
                 if let Some(raw) = hold.snap().lookup_v4_indexed(index, a) {
                     // SAFETY: `raw` comes from `hold.snap()` and `hold` goes with it.
                     let raw = unsafe { Match::detach(raw) };
