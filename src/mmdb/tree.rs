@@ -63,7 +63,7 @@ enum LazyIndex<'a> {
 /// replaces the first [`JUMP_BITS`] steps of an IPv6 lookup from the root by one table read
 /// (both built at once: at most 2^13 record reads), and a slot for the [`StrideIndex`] of the
 /// IPv4 subtree, which IPv4 lookups read instead of walking once it is built. That one reads
-/// every record of the subtree (about 50 ms and 6 MB for GeoLite2-Country's 1.6M-node tree), so
+/// every record of the subtree (about 60 ms and 9 MB for GeoLite2-Country's 1.6M-node tree), so
 /// it is built only after [`STRIDE_AFTER_LOOKUPS`] IPv4 lookups (a one-off query never pays for
 /// it), or when asked ([`SearchTree::build_ip_index`]); lookups never wait for it, they walk
 /// until it is ready. Build a `TreeIndex` once per opened database; [`SearchTree::with_index`]
