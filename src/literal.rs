@@ -365,7 +365,9 @@ fn drop_duplicates(
 /// A key found in the literal section: its text as inserted and its data section offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiteralHit<'a> {
-    pub key: &'a str,
+    /// UTF-8 unless the file is damaged (strict validation checks it); not checked per lookup,
+    /// where it cost more than the rest of a cached hit.
+    pub key: &'a [u8],
     pub data_offset: u32,
 }
 
@@ -769,10 +771,7 @@ impl<'a> LiteralTable<'a> {
                 prefetch(self.section, record_last_byte(offset, query.len()));
                 let (key, data_offset) = self.record(offset)?;
                 if keys_equal(key, query, self.fold) {
-                    return Ok(Some(LiteralHit {
-                        key: key_str(key, offset)?,
-                        data_offset,
-                    }));
+                    return Ok(Some(LiteralHit { key, data_offset }));
                 }
             } else if f == 0 {
                 return Ok(None);
@@ -823,10 +822,7 @@ impl<'a> LiteralTable<'a> {
     fn entry_at_slot(&self, slot: usize) -> Result<LiteralHit<'a>> {
         let offset = self.slot_offset(slot)?;
         let (key, data_offset) = self.record(offset)?;
-        Ok(LiteralHit {
-            key: key_str(key, offset)?,
-            data_offset,
-        })
+        Ok(LiteralHit { key, data_offset })
     }
 }
 
@@ -834,11 +830,6 @@ impl<'a> LiteralTable<'a> {
 #[inline]
 fn record_last_byte(offset: u64, key_len: usize) -> usize {
     (offset as usize).saturating_add(RECORD_HEADER_LEN - 1 + key_len)
-}
-
-#[inline]
-fn key_str(key: &[u8], record_offset: u64) -> Result<&str> {
-    std::str::from_utf8(key).map_err(|_| Error::corrupt(record_offset, "literal key is not UTF-8"))
 }
 
 /// Asks the CPU to start loading the cache line holding `bytes[index]` (no-op out of bounds or
@@ -1094,7 +1085,7 @@ mod tests {
             for (key, _) in &keys {
                 let id = expect[&folded(key, fold)];
                 let hit = table.lookup(key.as_bytes()).unwrap();
-                prop_assert_eq!(hit, Some(LiteralHit { key: &keys[id].0, data_offset: keys[id].1 }));
+                prop_assert_eq!(hit, Some(LiteralHit { key: keys[id].0.as_bytes(), data_offset: keys[id].1 }));
                 if fold {
                     let upper = key.to_ascii_uppercase();
                     prop_assert_eq!(table.lookup(upper.as_bytes()).unwrap(), hit);
@@ -1103,7 +1094,7 @@ mod tests {
             for probe in &probes {
                 let hit = table.lookup(probe.as_bytes()).unwrap();
                 match expect.get(&folded(probe, fold)) {
-                    Some(&id) => prop_assert_eq!(hit.map(|h| h.key), Some(keys[id].0.as_str())),
+                    Some(&id) => prop_assert_eq!(hit.map(|h| h.key), Some(keys[id].0.as_bytes())),
                     None => prop_assert_eq!(hit, None),
                 }
             }
@@ -1116,7 +1107,7 @@ mod tests {
             for (i, hit) in all.iter().enumerate() {
                 prop_assert_eq!(table.get(i as u32).unwrap(), *hit);
                 prop_assert_eq!(offsets[i], hit.data_offset);
-                prop_assert_eq!(table.lookup(hit.key.as_bytes()).unwrap(), Some(*hit));
+                prop_assert_eq!(table.lookup(hit.key).unwrap(), Some(*hit));
             }
             prop_assert!(table.get(all.len() as u32).is_err());
 
@@ -1390,7 +1381,7 @@ mod tests {
             table
                 .lookup(q.as_bytes())
                 .unwrap()
-                .map(|h| (h.key, h.data_offset))
+                .map(|h| (std::str::from_utf8(h.key).unwrap(), h.data_offset))
         };
         assert_eq!(hit("EVIL.com"), Some(("evil.com", 4)));
         assert_eq!(hit("ÉVIL.com"), Some(("ÉVIL.COM", 3)));
@@ -1430,8 +1421,8 @@ mod tests {
             table.check(10_000).unwrap();
             let hit = table.lookup(b"k7").unwrap().unwrap();
             match keep {
-                KeepDuplicate::First => assert_eq!((hit.key, hit.data_offset), ("k7", 7)),
-                KeepDuplicate::Last => assert_eq!((hit.key, hit.data_offset), ("k7", 4007)),
+                KeepDuplicate::First => assert_eq!((hit.key, hit.data_offset), (&b"k7"[..], 7)),
+                KeepDuplicate::Last => assert_eq!((hit.key, hit.data_offset), (&b"k7"[..], 4007)),
             }
         }
     }

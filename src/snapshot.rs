@@ -57,8 +57,9 @@ impl fmt::Display for EntryKind {
 /// What matched: the entry text, or for an IP match what is needed to name its network.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Source<'a> {
-    Literal(&'a str),
-    /// UTF-8 unless the file is damaged; shown lossily then.
+    /// Literal and glob text: UTF-8 unless the file is damaged (shown lossily then), which
+    /// strict validation checks; lookups do not check it per match.
+    Literal(&'a [u8]),
     Glob(&'a [u8]),
     /// `at` finds the record's code in the file's prefix table (matchy files; read only when the
     /// network is asked for: it is a cache miss of its own); `depth` is the tree depth of the
@@ -112,8 +113,7 @@ impl<'a> RawMatch<'a> {
     /// tree leaf that answered, as other MaxMind DB readers report it.
     pub fn entry(&self) -> Cow<'a, str> {
         match self.source {
-            Source::Literal(s) => Cow::Borrowed(s),
-            Source::Glob(s) => String::from_utf8_lossy(s),
+            Source::Literal(s) | Source::Glob(s) => String::from_utf8_lossy(s),
             Source::Net { .. } => {
                 let (addr, len) = self
                     .network()
