@@ -4,7 +4,8 @@
 //!
 //! * `literal`, `glob`, `miss`: `Database::lookup` vs `matchy_lookup`.
 //! * `ip-text`: IPv4 addresses as text, `Database::lookup` vs `matchy_lookup`.
-//! * `ip`: `Database::lookup_ip` vs `matchy_lookup_ip_bytes`.
+//! * `ip`: `Database::lookup_ip` vs `matchy_lookup_ip_bytes`; `ip-geolite2` the same on
+//!   GeoLite2-Country when `MATCHY_GEOLITE2_COUNTRY` names the file (random IPv4 addresses).
 //! * `literal+iso_code`, `ip+iso_code`: the lookup, then the string at `country`/`iso_code`:
 //!   `Value::get` + `as_str` vs `matchy_result_get_string` (no copy); `c-at` is the same with a
 //!   prepared path (`matchy_path_new` once, `matchy_result_get_string_at`); `c-get_value` with
@@ -43,7 +44,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ab::Ab;
+use ab::{Ab, Rng};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use db::{matchy_close, matchy_open, matchy_t};
@@ -169,6 +170,14 @@ fn bench_overhead(c: &mut Criterion) {
         })
         .collect();
     let (ips, octets) = (&ips, &octets);
+    // The same IPv4 case on a real file, if there is one (as in the root crate's lookup bench):
+    // random addresses, most answered by the first table of the index.
+    let geolite = std::env::var_os("MATCHY_GEOLITE2_COUNTRY").map(|p| {
+        let p = PathBuf::from(p);
+        let mut r = Rng(7);
+        let octets: Vec<[u8; 4]> = (0..1 << 16).map(|_| (r.next() as u32).to_be_bytes()).collect();
+        (engine::Database::from(&p).open().unwrap(), C::open(&p), octets)
+    });
 
     // For the value cases (declared before `cases`, which borrows them).
     let (literal_queries, literal_c_queries) = text("literal");
@@ -225,6 +234,30 @@ fn bench_overhead(c: &mut Criterion) {
         }),
         c_more: Vec::new(),
     });
+
+    if let Some((db, cdb, octets)) = &geolite {
+        cases.push(Case {
+            name: "ip-geolite2",
+            items: octets.len(),
+            rust: Box::new(move || {
+                let mut n = 0;
+                for a in octets {
+                    n += db.lookup_ip(IpAddr::from(*a)).unwrap().is_some() as usize;
+                }
+                n
+            }),
+            c: Box::new(move || {
+                let mut n = 0;
+                for a in octets {
+                    // SAFETY: live handles, 4 readable bytes.
+                    n += unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK }
+                        as usize;
+                }
+                n
+            }),
+            c_more: Vec::new(),
+        });
+    }
 
     // Value reads: the lookup, then the string at country/iso_code.
     let read_rust = |m: &engine::Match| match m.value().get(&overhead_data::PATH).unwrap() {
