@@ -175,8 +175,14 @@ fn bench_overhead(c: &mut Criterion) {
     let geolite = std::env::var_os("MATCHY_GEOLITE2_COUNTRY").map(|p| {
         let p = PathBuf::from(p);
         let mut r = Rng(7);
-        let octets: Vec<[u8; 4]> = (0..1 << 16).map(|_| (r.next() as u32).to_be_bytes()).collect();
-        (engine::Database::from(&p).open().unwrap(), C::open(&p), octets)
+        let octets: Vec<[u8; 4]> = (0..1 << 16)
+            .map(|_| (r.next() as u32).to_be_bytes())
+            .collect();
+        (
+            engine::Database::from(&p).open().unwrap(),
+            C::open(&p),
+            octets,
+        )
     });
 
     // For the value cases (declared before `cases`, which borrows them).

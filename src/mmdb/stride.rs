@@ -7,7 +7,7 @@
 //! of its 64 children are nodes, and where a run of equal leaves starts; children and leaf ids
 //! are stored contiguously, so the child for slot `i` is found by counting the set bits at or
 //! below `i` (a popcount). A node is one 64-byte cache line: the two maps, where its children
-//! and leaf runs start, and the leaf ids of up to 20 runs themselves, so that a lookup ending
+//! and leaf runs start, and the leaf ids of up to 20 (or 10) runs themselves, so that a lookup ending
 //! in a node (most do) waits for one line of the index rather than two (the node, then its
 //! entry in the leaf-id array, which only nodes with more runs are read through).
 //!
@@ -95,13 +95,18 @@ impl LeafIds {
     }
 }
 
-/// Leaf ids a node holds itself (2 bytes each), so that a lookup ending in it reads one cache
-/// line: 24 bytes of node and 40 of ids fill 64, and most nodes have fewer runs (GeoLite2-Country:
-/// 4.9 on average).
+/// Leaf ids a node holds itself, so that a lookup ending in it reads one cache line: 24 bytes of
+/// node and 40 of ids fill 64: 20 ids below 2^16 or 10 of 4 bytes (files whose entries each have
+/// data of their own have more distinct leaves), and most nodes have fewer runs
+/// (GeoLite2-Country: 4.9 on average).
 const INLINE_IDS: usize = 20;
 
-/// Set in `Node::first_leaf` when the node's leaf ids are in `Node::inline`.
-const INLINE: u32 = 1 << 31;
+/// The top bits of `Node::first_leaf`: whether `Node::inline` holds the node's leaf ids, as
+/// 2-byte ids ([`INLINE_NARROW`]) or as 4-byte ids in pairs of halves, low half first
+/// ([`INLINE_WIDE`]). The rest is the position in `leaf_ids`.
+const INLINE_BITS: u32 = 0b11 << 30;
+const INLINE_NARROW: u32 = 0b10 << 30;
+const INLINE_WIDE: u32 = 0b11 << 30;
 
 /// One cache line: a lookup that ends in a node reads nothing else but the (small, hot) leaf.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,11 +118,41 @@ struct Node {
     /// (starts a run in `leaf_ids`).
     leaf_runs: u64,
     first_child: u32,
-    /// Position of the node's first run in `leaf_ids` (and `run_codes`), with [`INLINE`] set
-    /// when `inline` holds the ids too.
+    /// Position of the node's first run in `leaf_ids` (and `run_codes`), with
+    /// [`INLINE_BITS`] saying whether and how `inline` holds the ids too.
     first_leaf: u32,
-    /// The leaf ids of the node's runs when there are at most [`INLINE_IDS`], all below 2^16.
+    /// The leaf ids of the node's runs, when they fit.
     inline: [u16; INLINE_IDS],
+}
+
+impl Node {
+    /// The leaf id of run `rank` (from 0) of this node, if the node holds it.
+    #[inline(always)]
+    fn inline_id(&self, rank: usize) -> Option<usize> {
+        match self.first_leaf & INLINE_BITS {
+            INLINE_NARROW => self.inline.get(rank).map(|&id| usize::from(id)),
+            INLINE_WIDE => {
+                let halves = self.inline.get(2 * rank..2 * rank + 2)?;
+                Some(usize::from(halves[0]) | usize::from(halves[1]) << 16)
+            }
+            _ => None,
+        }
+    }
+
+    /// Copies the node's leaf ids into `inline` if they fit.
+    fn hold_ids(&mut self, ids: &[u32]) {
+        if ids.len() <= INLINE_IDS && ids.iter().all(|&id| id <= u32::from(u16::MAX)) {
+            for (inline, &id) in self.inline.iter_mut().zip(ids) {
+                *inline = id as u16;
+            }
+            self.first_leaf |= INLINE_NARROW;
+        } else if ids.len() <= INLINE_IDS / 2 {
+            for (halves, &id) in self.inline.chunks_exact_mut(2).zip(ids) {
+                halves.copy_from_slice(&[id as u16, (id >> 16) as u16]);
+            }
+            self.first_leaf |= INLINE_WIDE;
+        }
+    }
 }
 
 /// See the module documentation.
@@ -218,11 +253,10 @@ impl StrideIndex {
                 rest <<= STRIDE;
             } else {
                 let rank = (node.leaf_runs & upto).count_ones();
-                let run = (node.first_leaf & !INLINE) + rank - 1;
-                let id = match node.inline.get(rank as usize - 1) {
-                    Some(&id) if node.first_leaf & INLINE != 0 => usize::from(id),
-                    _ => self.leaf_ids.get(run as usize),
-                };
+                let run = (node.first_leaf & !INLINE_BITS) + rank - 1;
+                let id = node
+                    .inline_id(rank as usize - 1)
+                    .unwrap_or_else(|| self.leaf_ids.get(run as usize));
                 return (self.leaves[id], CodeAt(run));
             }
         }
@@ -293,7 +327,7 @@ impl StrideIndex {
             self.nodes.len(),
             self.nodes
                 .iter()
-                .filter(|n| n.first_leaf & INLINE != 0)
+                .filter(|n| n.first_leaf & INLINE_BITS != 0)
                 .count(),
             self.nodes.len() * std::mem::size_of::<Node>() / 1024,
             match &self.leaf_ids {
@@ -415,7 +449,8 @@ impl Builder<'_> {
                 child_nodes[children] = slot as u32;
                 children += 1;
             } else if slot != previous {
-                if self.leaf_ids.len() >= self.leaf_budget.min(LEAF_TAG as usize) {
+                // Run positions leave the top two bits of `first_leaf` free (`INLINE_BITS`).
+                if self.leaf_ids.len() >= self.leaf_budget.min(1 << 30) {
                     return None;
                 }
                 let id = self.leaf_id(slot)?;
@@ -427,13 +462,7 @@ impl Builder<'_> {
                 previous = slot;
             }
         }
-        let ids = &self.leaf_ids[out.first_leaf as usize..];
-        if ids.len() <= INLINE_IDS && ids.iter().all(|&id| id <= u32::from(u16::MAX)) {
-            for (inline, &id) in out.inline.iter_mut().zip(ids) {
-                *inline = id as u16;
-            }
-            out.first_leaf |= INLINE;
-        }
+        out.hold_ids(&self.leaf_ids[out.first_leaf as usize..]);
         // Children are contiguous: reserve them all, then fill each (depth first).
         let first = self.reserve_nodes(children)?;
         out.first_child = first as u32;

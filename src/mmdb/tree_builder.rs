@@ -818,6 +818,43 @@ pub(crate) mod tests {
     // ---- hand cases ----
 
     #[test]
+    fn index_with_more_than_65536_distinct_leaves_answers_like_maxminddb() {
+        // Every network its own data: the index's leaf ids take 4 bytes, held in pairs of
+        // halves by the nodes that have few runs (and read from the leaf-id array otherwise).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let inserted: Vec<(Net, u32)> = (0..70_000u32)
+            .map(|i| {
+                let addr = 0x0A00_0000 | (next() as u32 & 0x00FF_FFFF);
+                let len = 20 + (next() % 13) as u8;
+                (Net::V4(addr & (u32::MAX << (32 - len)), len), i * 3 + 1)
+            })
+            .collect();
+        let data_len = inserted.len() * 3 + 2;
+        let built = build(4, &inserted, Some(32), data_len, KeepDuplicate::First);
+        let tree = view(&built);
+        assert!(tree.ip_index_built());
+        let reader = maxminddb::Reader::from_source(mmdb_file(&built, data_len)).unwrap();
+        for (i, &(net, _)) in inserted.iter().enumerate() {
+            let Net::V4(addr, _) = net else {
+                unreachable!()
+            };
+            for q in [
+                addr,
+                addr | (next() as u32 & 0xFF),
+                0x0A00_0000 | (i as u32 * 239),
+            ] {
+                assert_same_as_maxminddb(&reader, &tree, IpAddr::V4(q.into()));
+            }
+        }
+    }
+
+    #[test]
     fn longer_prefix_wins_in_any_order() {
         for order in [[0usize, 1], [1, 0]] {
             let nets = [
