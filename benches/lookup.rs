@@ -172,7 +172,26 @@ fn bench_ip(c: &mut Criterion) {
             || ip_pass(&|q| db.lookup_ip(q).unwrap().is_some()),
         )
         .report(&format!("ip/{name}"), "maxminddb", "matchy");
+        println!("ip/{name}: IPv4 index {}", ip_index_summary(&path));
     }
+}
+
+/// The shape of a file's IPv4 index (sizes, where lookups end), for reading the figures above.
+fn ip_index_summary(path: &PathBuf) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let reader = maxminddb::Reader::from_source(&bytes[..]).unwrap();
+    let m = reader.metadata();
+    let tree_len = m.node_count as usize * usize::from(m.record_size) / 4;
+    let tree = matchy::mmdb::tree::SearchTree::new(
+        &bytes[..tree_len],
+        m.node_count,
+        m.record_size,
+        m.ip_version,
+    )
+    .unwrap();
+    tree.build_ip_index();
+    tree.ip_index_summary()
+        .unwrap_or_else(|| "not built".into())
 }
 
 fn string_db(name: &str, keys: &[String]) -> Database {

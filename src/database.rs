@@ -165,7 +165,12 @@ impl Shared {
     /// threads may still pin them (see `crate::readers`). True while some remain in use.
     pub fn release_retired(&self) -> bool {
         let mut retired = reload::lock(&self.retired);
+        let before = retired.len();
         retired.retain(|w| w.strong_count() > 0);
+        if retired.len() < before {
+            // A replaced snapshot is gone, with its IPv4 index.
+            reload::return_freed_memory();
+        }
         if retired.is_empty() {
             return false;
         }

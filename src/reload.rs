@@ -153,9 +153,26 @@ pub(crate) fn after_swap(shared: &Shared) {
         let snap = shared.current.load_full();
         let spawned = thread::Builder::new()
             .name("matchy-index".into())
-            .spawn(move || snap.build_ip_index());
+            .spawn(move || {
+                snap.build_ip_index();
+                drop(snap);
+                return_freed_memory();
+            });
         // Without a thread, lookups build it after a thousand IPv4 queries, as after an open.
         drop(spawned);
+    }
+}
+
+/// Hands the memory that malloc keeps after a large free back to the OS. A replaced snapshot's
+/// IPv4 index (megabytes, allocated on the thread that built it) and the scratch space of
+/// building the next one end up as free space inside glibc's per-thread arenas, which glibc
+/// does not return by itself: across reloads of a 98 MB file the process kept ~150 MB of such
+/// free memory resident.
+pub(crate) fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free pages of malloc's heaps.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
