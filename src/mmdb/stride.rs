@@ -165,7 +165,7 @@ pub(crate) struct StrideIndex {
     start_depth: u8,
     direct_bits: u32,
     direct: Box<[u32]>,
-    nodes: Box<[Node]>,
+    nodes: Vec<Node>,
     leaf_ids: LeafIds,
     leaves: Box<[Leaf]>,
     /// Prefix-table codes parallel to `direct` and `leaf_ids` (empty without a prefix table).
@@ -221,7 +221,7 @@ impl StrideIndex {
             start_depth,
             direct_bits,
             direct: direct.into_boxed_slice(),
-            nodes: b.nodes.into_boxed_slice(),
+            nodes: huge_page_copy(&b.nodes),
             leaf_ids: LeafIds::new(b.leaf_ids, b.leaves.len()),
             leaves: b.leaves.into_boxed_slice(),
             direct_codes: direct_codes.into_boxed_slice(),
@@ -354,6 +354,34 @@ impl StrideIndex {
             }
         }
     }
+}
+
+/// A copy of `items` in memory the kernel may back with 2 MiB pages (transparent huge pages
+/// in `madvise` mode): lookups read the index at random, and with 4 KiB pages a multi-megabyte
+/// table also misses the TLB on most of them. The copy keeps up to 2 MiB of spare capacity,
+/// never touched (so never resident), which guarantees an aligned interior to advise.
+fn huge_page_copy<T: Copy>(items: &[T]) -> Vec<T> {
+    const HUGE: usize = 2 << 20;
+    let size = std::mem::size_of::<T>().max(1);
+    if std::mem::size_of_val(items) < 2 * HUGE {
+        return items.to_vec();
+    }
+    let mut copy: Vec<T> = Vec::with_capacity(items.len() + HUGE / size);
+    #[cfg(target_os = "linux")]
+    {
+        let start = copy.as_ptr() as usize;
+        let end = start + copy.capacity() * size;
+        let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if to > from {
+            // SAFETY: advice about pages of this vector's own buffer, not yet written;
+            // MADV_HUGEPAGE changes no contents and fails harmlessly where unsupported.
+            unsafe {
+                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    copy.extend_from_slice(items);
+    copy
 }
 
 /// A slot while building, packed so that slots fill and compare as words: a tree node to index
