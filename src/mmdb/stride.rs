@@ -165,7 +165,7 @@ pub(crate) struct StrideIndex {
     start_depth: u8,
     direct_bits: u32,
     direct: Box<[u32]>,
-    nodes: Vec<Node>,
+    nodes: Box<[Node]>,
     leaf_ids: LeafIds,
     leaves: Box<[Leaf]>,
     /// Prefix-table codes parallel to `direct` and `leaf_ids` (empty without a prefix table).
@@ -358,19 +358,18 @@ impl StrideIndex {
 
 /// A copy of `items` in memory the kernel may back with 2 MiB pages (transparent huge pages
 /// in `madvise` mode): lookups read the index at random, and with 4 KiB pages a multi-megabyte
-/// table also misses the TLB on most of them. The copy keeps up to 2 MiB of spare capacity,
-/// never touched (so never resident), which guarantees an aligned interior to advise.
-fn huge_page_copy<T: Copy>(items: &[T]) -> Vec<T> {
+/// table also misses the TLB on most of them. Only the 2 MiB-aligned interior of the copy can
+/// be advised (at least 2 MiB of a table of 4 MiB or more).
+fn huge_page_copy<T: Copy>(items: &[T]) -> Box<[T]> {
     const HUGE: usize = 2 << 20;
-    let size = std::mem::size_of::<T>().max(1);
     if std::mem::size_of_val(items) < 2 * HUGE {
-        return items.to_vec();
+        return items.into();
     }
-    let mut copy: Vec<T> = Vec::with_capacity(items.len() + HUGE / size);
+    let mut copy: Vec<T> = Vec::with_capacity(items.len());
     #[cfg(target_os = "linux")]
     {
         let start = copy.as_ptr() as usize;
-        let end = start + copy.capacity() * size;
+        let end = start + copy.capacity() * std::mem::size_of::<T>();
         let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
         if to > from {
             // SAFETY: advice about pages of this vector's own buffer, not yet written;
@@ -381,7 +380,8 @@ fn huge_page_copy<T: Copy>(items: &[T]) -> Vec<T> {
         }
     }
     copy.extend_from_slice(items);
-    copy
+    // Capacity is the length: no reallocation (which would lose the advice).
+    copy.into_boxed_slice()
 }
 
 /// A slot while building, packed so that slots fill and compare as words: a tree node to index
