@@ -139,6 +139,36 @@ struct Case<'a> {
     c_more: Vec<(&'static str, Pass<'a>)>,
 }
 
+/// An IPv4 case: `Database::lookup_ip` vs `matchy_lookup_ip_bytes` on the same addresses.
+fn ip_case<'a>(
+    name: &'static str,
+    db: &'a engine::Database,
+    cdb: &'a C,
+    octets: &'a [[u8; 4]],
+) -> Case<'a> {
+    Case {
+        name,
+        items: octets.len(),
+        rust: Box::new(move || {
+            let mut n = 0;
+            for a in octets {
+                n += db.lookup_ip(IpAddr::from(*a)).unwrap().is_some() as usize;
+            }
+            n
+        }),
+        c: Box::new(move || {
+            let mut n = 0;
+            for a in octets {
+                // SAFETY: live handles, 4 readable bytes.
+                n += unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK }
+                    as usize;
+            }
+            n
+        }),
+        c_more: Vec::new(),
+    }
+}
+
 fn bench_overhead(c: &mut Criterion) {
     let path = database();
     let db = engine::Database::from(&path).open().unwrap();
@@ -219,50 +249,9 @@ fn bench_overhead(c: &mut Criterion) {
             c_more: Vec::new(),
         });
     }
-    cases.push(Case {
-        name: "ip",
-        items: ips.len(),
-        rust: Box::new(move || {
-            let mut n = 0;
-            for &ip in ips {
-                n += db.lookup_ip(ip).unwrap().is_some() as usize;
-            }
-            n
-        }),
-        c: Box::new(move || {
-            let mut n = 0;
-            for a in octets {
-                // SAFETY: live handles, 4 readable bytes.
-                n += unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK }
-                    as usize;
-            }
-            n
-        }),
-        c_more: Vec::new(),
-    });
-
+    cases.push(ip_case("ip", db, cdb, octets));
     if let Some((db, cdb, octets)) = &geolite {
-        cases.push(Case {
-            name: "ip-geolite2",
-            items: octets.len(),
-            rust: Box::new(move || {
-                let mut n = 0;
-                for a in octets {
-                    n += db.lookup_ip(IpAddr::from(*a)).unwrap().is_some() as usize;
-                }
-                n
-            }),
-            c: Box::new(move || {
-                let mut n = 0;
-                for a in octets {
-                    // SAFETY: live handles, 4 readable bytes.
-                    n += unsafe { (cdb.lookup_ip)(cdb.db, a.as_ptr(), 4, cdb.result) == MATCHY_OK }
-                        as usize;
-                }
-                n
-            }),
-            c_more: Vec::new(),
-        });
+        cases.push(ip_case("ip-geolite2", db, cdb, octets));
     }
 
     // Value reads: the lookup, then the string at country/iso_code.
