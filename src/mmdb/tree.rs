@@ -615,7 +615,7 @@ impl<'a> SearchTree<'a> {
             node_count: self.node_count,
             record_size: self.record_size,
         };
-        let start_depth = if self.ip_version == 4 { 0 } else { 96 };
+        let start_depth = self.ipv4_start_depth();
         let _ = lazy
             .cell
             .set(StrideIndex::build(&shape, self.prefixes, node, start_depth));
@@ -644,9 +644,7 @@ impl<'a> SearchTree<'a> {
     /// A one-line summary of the IPv4 stride index (sizes, where lookups end), for tuning.
     #[doc(hidden)]
     pub fn ip_index_summary(&self) -> Option<String> {
-        let index = self.index();
-        let stride = index.ipv4_stride.cell.get()?.as_ref()?;
-        Some(stride.debug_summary())
+        self.ipv4_index().map(StrideIndex::debug_summary)
     }
 
     /// The hot loop: one specialisation per (record size, address width). `node` is a valid node
