@@ -64,6 +64,21 @@ fn versions(db: &Database, q: &str) -> matchy::Result<Vec<u64>> {
         .collect()
 }
 
+/// The version of the network holding 10.1.2.3, through `lookup_ip` (after a thousand IPv4
+/// lookups of a version, through its in-memory index and the pin's pointer to it).
+fn served_ip(db: &Database) -> u64 {
+    let m = db
+        .lookup_ip("10.1.2.3".parse().unwrap())
+        .expect("lookup_ip failed")
+        .expect("10.0.0.0/8 holds 10.1.2.3");
+    m.value()
+        .get(&["version"])
+        .unwrap()
+        .unwrap()
+        .as_u64()
+        .unwrap()
+}
+
 /// The version answering [`Q`]; panics unless all three matches come from one version.
 fn served(db: &Database) -> u64 {
     let v = versions(db, Q).expect("lookup failed");
@@ -577,11 +592,16 @@ fn every_answer_comes_wholly_from_one_version() {
                 let (mut n, mut last) = (0u64, 0u64);
                 // Until the writer is done and this reader has seen the last version.
                 while !(stop.load(Ordering::Relaxed) && last == u64::from(FLIPS) + 1) {
-                    // Alternate queries so both the IP path and the string path are crossed.
-                    let q = if n % 2 == 0 { Q } else { "key.example" };
-                    let want = if q == Q { 3 } else { 2 };
-                    let v = versions(&db, q)
-                        .unwrap_or_else(|e| panic!("reader {r}: lookup {q} failed: {e}"));
+                    // Alternate queries so the IP path (as text, and as an address through
+                    // the IPv4 index) and the string path are crossed.
+                    let (q, want) =
+                        [(Q, 3), ("key.example", 2), ("lookup_ip 10.1.2.3", 1)][(n % 3) as usize];
+                    let v = if want == 1 {
+                        vec![served_ip(&db)]
+                    } else {
+                        versions(&db, q)
+                            .unwrap_or_else(|e| panic!("reader {r}: lookup {q} failed: {e}"))
+                    };
                     assert_eq!(v.len(), want, "reader {r}: {q} -> {v:?}");
                     assert!(v.iter().all(|&x| x == v[0]), "reader {r}: mixed {v:?}");
                     assert!(
@@ -662,6 +682,11 @@ fn no_thread_answers_from_the_old_file(manual: bool) {
                     assert!(
                         v >= p,
                         "reader {r}: answered from {v} after {p} was delivered"
+                    );
+                    let v = served_ip(&db);
+                    assert!(
+                        v >= p,
+                        "reader {r}: lookup_ip answered from {v} after {p} was delivered"
                     );
                     verified[r].store(p, Ordering::SeqCst);
                 }
