@@ -61,7 +61,7 @@ impl Leaf {
     }
 }
 
-/// Where a lookup's prefix-table code is kept, for [`StrideIndex::code`].
+/// Where a lookup's prefix-table code is kept (read by the index when the network is asked for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodeAt(u32);
 

@@ -61,7 +61,7 @@ enum LazyIndex<'a> {
 /// What lookups precompute about a tree, owning no tree bytes (so a database can keep it next
 /// to its memory map): where the IPv4 and IPv4-mapped subtrees start, a jump table that
 /// replaces the first [`JUMP_BITS`] steps of an IPv6 lookup from the root by one table read
-/// (both built at once: at most 2^13 record reads), and a slot for the [`StrideIndex`] of the
+/// (both built at once: at most 2^13 record reads), and a slot for the `StrideIndex` of the
 /// IPv4 subtree, which IPv4 lookups read instead of walking once it is built. That one reads
 /// every record of the subtree (about 60 ms and 9 MB for GeoLite2-Country's 1.6M-node tree), so
 /// it is built only after [`STRIDE_AFTER_LOOKUPS`] IPv4 lookups (a one-off query never pays for
