@@ -10,7 +10,7 @@ use std::time::Duration;
 use engine::{Database, ReloadEvent, ReloadKind, ValidationLevel};
 
 use crate::error::{
-    guard, guard_ptr, guard_value, to_c_string, Failure, Outcome, MATCHY_ERR_CORRUPT,
+    guard, guard_ptr, guard_value, non_null, to_c_string, Failure, Outcome, MATCHY_ERR_CORRUPT,
     MATCHY_ERR_RELOAD_FAILED, MATCHY_ERR_UNSUPPORTED, MATCHY_OK,
 };
 
@@ -307,7 +307,7 @@ pub unsafe extern "C" fn matchy_close(db: *mut matchy_t) {
 #[inline]
 pub(crate) unsafe fn handle<'a>(db: *const matchy_t) -> Outcome<&'a matchy_t> {
     // SAFETY: per the contract.
-    unsafe { db.as_ref() }.ok_or_else(|| Failure::null("db"))
+    unsafe { non_null(db, "db") }
 }
 
 fn validation_level(v: c_int) -> Outcome<Option<ValidationLevel>> {

@@ -290,6 +290,16 @@ pub extern "C" fn matchy_last_error_code() -> c_int {
     .unwrap_or(MATCHY_ERR_PANIC)
 }
 
+/// The `T` behind a pointer argument, or the NULL-argument failure naming it (`what`).
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T`, not mutated while the reference lives.
+#[inline(always)]
+pub(crate) unsafe fn non_null<'a, T>(ptr: *const T, what: &'static str) -> Outcome<&'a T> {
+    // SAFETY: per the contract.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,8 @@ use engine::{EntryKind, Match, Matches, Value, ValueKind};
 
 use crate::db::{handle, matchy_t};
 use crate::error::{
-    c_str, fail, guard, guard_value, to_c_string, Failure, Outcome, MATCHY_ERR_INVALID_UTF8,
-    MATCHY_ERR_WRONG_THREAD, MATCHY_NOT_FOUND, MATCHY_OK,
+    c_str, fail, guard, guard_value, non_null, to_c_string, Failure, Outcome,
+    MATCHY_ERR_INVALID_UTF8, MATCHY_ERR_WRONG_THREAD, MATCHY_NOT_FOUND, MATCHY_OK,
 };
 
 /// The matches of one lookup. Opaque and reusable: create one with `matchy_result_new`, pass it
@@ -576,21 +576,13 @@ pub unsafe extern "C" fn matchy_result_kind(
 ) -> matchy_kind_t {
     guard_value(matchy_kind_t::MATCHY_KIND_NONE, || {
         // SAFETY: per the contract.
-        let m = unsafe { result_ref(result) }?.get(index)?;
+        let m = unsafe { non_null(result, "result") }?.get(index)?;
         Ok(match m.kind() {
             EntryKind::Ip => matchy_kind_t::MATCHY_KIND_IP,
             EntryKind::Literal => matchy_kind_t::MATCHY_KIND_LITERAL,
             EntryKind::Glob => matchy_kind_t::MATCHY_KIND_GLOB,
         })
     })
-}
-
-/// # Safety
-/// `result` is NULL or a live result.
-#[inline(always)]
-unsafe fn result_ref<'a>(result: *const matchy_result_t) -> Outcome<&'a matchy_result_t> {
-    // SAFETY: per the contract.
-    unsafe { result.as_ref() }.ok_or_else(|| Failure::null("result"))
 }
 
 /// Match `index`'s entry as inserted: the network in CIDR form (`10.0.0.0/8`), the literal, or
@@ -607,7 +599,7 @@ pub unsafe extern "C" fn matchy_result_entry(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { result_ref(result) }?;
+        let r = unsafe { non_null(result, "result") }?;
         let m = r.get(index)?;
         if entry.is_null() {
             return Err(Failure::null("entry"));
@@ -646,7 +638,7 @@ pub unsafe extern "C" fn matchy_result_network(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let m = unsafe { result_ref(result) }?.get(index)?;
+        let m = unsafe { non_null(result, "result") }?.get(index)?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
@@ -805,7 +797,7 @@ pub unsafe extern "C" fn matchy_result_get_value(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { result_ref(result) }?;
+        let r = unsafe { non_null(result, "result") }?;
         let m = r.get(index)?;
         if out.is_null() {
             return Err(Failure::null("out"));
@@ -845,7 +837,7 @@ pub unsafe extern "C" fn matchy_result_get_string(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let m = unsafe { result_ref(result) }?.get(index)?;
+        let m = unsafe { non_null(result, "result") }?.get(index)?;
         if str.is_null() {
             return Err(Failure::null("str"));
         }
@@ -960,14 +952,6 @@ pub unsafe extern "C" fn matchy_path_free(path: *mut matchy_path_t) {
     })
 }
 
-/// # Safety
-/// `path` is NULL or a live path.
-#[inline(always)]
-unsafe fn path_ref<'a>(path: *const matchy_path_t) -> Outcome<&'a matchy_path_t> {
-    // SAFETY: per the contract.
-    unsafe { path.as_ref() }.ok_or_else(|| Failure::null("path"))
-}
-
 /// `matchy_result_get_string` with a prepared path: on `MATCHY_OK`, `*str` and `*len` are the
 /// string at `path` in match `index`'s data, inside the database file, **not NUL-terminated**,
 /// owned by the result. `MATCHY_NOT_FOUND` if the path leads nowhere; `MATCHY_ERR_TYPE` if the
@@ -987,9 +971,9 @@ pub unsafe extern "C" fn matchy_result_get_string_at(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let m = unsafe { result_ref(result) }?.get(index)?;
+        let m = unsafe { non_null(result, "result") }?.get(index)?;
         // SAFETY: per the contract.
-        let path = unsafe { path_ref(path) }?;
+        let path = unsafe { non_null(path, "path") }?;
         if str.is_null() {
             return Err(Failure::null("str"));
         }
@@ -1024,10 +1008,10 @@ pub unsafe extern "C" fn matchy_result_get_value_at(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let r = unsafe { result_ref(result) }?;
+        let r = unsafe { non_null(result, "result") }?;
         let m = r.get(index)?;
         // SAFETY: per the contract.
-        let path = unsafe { path_ref(path) }?;
+        let path = unsafe { non_null(path, "path") }?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
@@ -1192,7 +1176,7 @@ pub unsafe extern "C" fn matchy_result_value_json(
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
-        let m = unsafe { result_ref(result) }?.get(index)?;
+        let m = unsafe { non_null(result, "result") }?.get(index)?;
         if json.is_null() {
             return Err(Failure::null("json"));
         }
