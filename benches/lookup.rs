@@ -196,7 +196,8 @@ fn ip_index_summary(path: &PathBuf) -> String {
 
 fn string_db(name: &str, keys: &[String]) -> Database {
     let path = bench_dir().join(name);
-    if !path.exists() {
+    // A file left by an older build may be in a format this one no longer reads: rebuild it.
+    if Database::from(&path).open().is_err() {
         let mut b = DatabaseBuilder::new();
         for (i, k) in keys.iter().enumerate() {
             b.add(

@@ -116,9 +116,11 @@ use std::collections::{BTreeMap, HashMap};
 pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 const MAGIC: [u8; 8] = *b"MXYGLOB\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 112;
 const SLOT_LEN: usize = 16;
+/// One edge filter: a 256-bit set of bytes.
+const EDGE_FILTER_LEN: usize = 32;
 const ENTRY_LEN: usize = 8;
 /// A record's fixed part: glob id, data offset, pattern length, literal head and tail lengths.
 const RECORD_HEAD: usize = 16;
@@ -270,6 +272,12 @@ fn home_slot(hash: u64, slot_count: usize) -> usize {
     ((hash as u128 * slot_count as u128) >> 64) as usize
 }
 
+/// The longest length a shape mask lists.
+#[inline]
+fn longest(mask: u64) -> usize {
+    64 - mask.leading_zeros() as usize
+}
+
 #[inline]
 fn bloom_word_index(hash: u64, words: usize) -> usize {
     ((hash >> 40) as usize) & (words - 1)
@@ -288,6 +296,16 @@ fn build_bloom(hashes: impl Iterator<Item = u64>, words: usize) -> Vec<u64> {
         bloom[bloom_word_index(h, words)] |= bloom_bits(h);
     }
     bloom
+}
+
+/// The edge filters of the prefix and suffix shapes `edges` lists (kind, length, edge byte of
+/// one key), in section order: prefix shapes by ascending length, then suffix shapes.
+fn build_edge_filters(edges: impl Iterator<Item = (Kind, usize, u8)>) -> Vec<u8> {
+    let mut filters: BTreeMap<(Kind, usize), [u8; EDGE_FILTER_LEN]> = BTreeMap::new();
+    for (kind, len, byte) in edges {
+        filters.entry((kind, len)).or_default()[byte as usize >> 3] |= 1 << (byte & 7);
+    }
+    filters.into_values().flatten().collect()
 }
 
 fn build_gram_filter(codes: impl Iterator<Item = u64>, words: usize) -> Vec<u64> {
@@ -313,6 +331,8 @@ struct Anchor {
     check_hash: u64,
     /// For grams: the gram's bitmap code.
     gram_code: u64,
+    /// For prefix and suffix anchors: the key's byte at the cut (see [`edge_byte`]).
+    edge_byte: u8,
 }
 
 fn largest_class(n: usize) -> Option<usize> {
@@ -322,6 +342,18 @@ fn largest_class(n: usize) -> Option<usize> {
 /// The prefix (or suffix) anchor of a glob whose leading (trailing) literal is `run`.
 fn edge_anchor(run: &[u8], kind: Kind) -> Option<Anchor> {
     Some(edge_anchor_at(run, kind, largest_class(run.len())?))
+}
+
+/// The byte where a `len`-byte prefix (suffix) key of `run` was cut from the rest of the text:
+/// its last (first) byte. The edge filter of the key's shape holds it, so a query probes that
+/// shape only if its own byte there is one some key has (`*.evil.com` under `.evil.com`: only
+/// queries with a `.` at that distance from the end).
+fn edge_byte(run: &[u8], kind: Kind, len: usize) -> u8 {
+    if kind == Kind::Prefix {
+        run[len - 1]
+    } else {
+        run[run.len() - len]
+    }
 }
 
 /// The prefix (or suffix) anchor keyed by `len` (<= `run.len()`) bytes of `run`.
@@ -346,6 +378,7 @@ fn edge_anchor_at(run: &[u8], kind: Kind, len: usize) -> Anchor {
         check: pack_check(whole, check_hash),
         check_hash,
         gram_code: 0,
+        edge_byte: edge_byte(run, kind, len),
     }
 }
 
@@ -360,6 +393,7 @@ fn gram_anchor(run: &[u8], at: usize, len: usize) -> Anchor {
         check: pack_check(span.len(), check_hash),
         check_hash,
         gram_code: gram_code(&run[at..at + len]),
+        edge_byte: 0,
     }
 }
 
@@ -617,6 +651,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
     let mut buckets: BTreeMap<u64, Vec<(usize, u32)>> = BTreeMap::new();
     let mut always = Vec::new();
     let mut gram_codes = Vec::new();
+    let mut edges = Vec::new();
     for (id, anchor) in anchors.iter().enumerate() {
         match anchor {
             Some(a) => {
@@ -624,6 +659,8 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
                 buckets.entry(a.hash).or_default().push((id, a.check));
                 if a.kind == Kind::Infix {
                     gram_codes.push(a.gram_code);
+                } else {
+                    edges.push((a.kind, a.len, a.edge_byte));
                 }
             }
             None => always.push(id),
@@ -641,7 +678,8 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         .next_power_of_two()
         .clamp(1, GRAM_FILTER_MAX_WORDS);
 
-    let bloom_off = HEADER_LEN;
+    let edge_filters = build_edge_filters(edges.into_iter());
+    let bloom_off = HEADER_LEN + edge_filters.len();
     let gram_off = bloom_off + bloom_words * 8;
     let slots_off = gram_off + gram_words * 8;
     let list_off = slots_off + slot_count * SLOT_LEN;
@@ -722,6 +760,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         put(&mut out, v);
     }
     debug_assert_eq!(out.len(), HEADER_LEN);
+    out.extend_from_slice(&edge_filters);
     for w in bloom.into_iter().chain(gram_filter) {
         out.extend_from_slice(&w.to_le_bytes());
     }
@@ -782,6 +821,8 @@ pub struct GlobIndex<'a> {
     section: &'a [u8],
     fold: bool,
     glob_count: u32,
+    /// The edge filter of each prefix shape, then each suffix shape ([`EDGE_FILTER_LEN`] bytes).
+    edge_filters: &'a [u8],
     bloom: &'a [u8],
     bloom_words: usize,
 
@@ -964,10 +1005,17 @@ impl<'a> GlobIndex<'a> {
         let table = |off_field: usize, count: usize, unit: usize, what: &str| {
             bytes::slice(section, field(off_field) as usize, count * unit, what)
         };
+        let edge_shapes = (masks[0].count_ones() + masks[1].count_ones()) as usize;
         Ok(GlobIndex {
             section,
             fold,
             glob_count,
+            edge_filters: bytes::slice(
+                section,
+                HEADER_LEN,
+                edge_shapes * EDGE_FILTER_LEN,
+                "glob edge filters",
+            )?,
             bloom: table(H_BLOOM_OFF, bloom_words as usize, 8, "glob bloom filter")?,
             bloom_words: bloom_words as usize,
 
@@ -1057,6 +1105,14 @@ impl<'a> GlobIndex<'a> {
         };
         let bits = bloom_bits(hash);
         le_u64(w, 0) & bits == bits
+    }
+
+    /// Whether some key of the `shape`-th prefix or suffix shape has `byte` at its edge.
+    #[inline]
+    fn edge_filter_has(&self, shape: usize, byte: u8) -> bool {
+        self.edge_filters
+            .get(shape * EDGE_FILTER_LEN + (byte >> 3) as usize)
+            .is_some_and(|&f| f >> (byte & 7) & 1 != 0)
     }
 
     #[inline]
@@ -1158,47 +1214,64 @@ impl<'a> GlobIndex<'a> {
     fn collect_as<const FOLD: bool>(&self, query: &[u8], out: &mut Candidates) -> Result<()> {
         let fold = FOLD;
         let [prefix_mask, suffix_mask, infix_mask] = self.masks;
-        // Hash forward (prefixes) and backward (suffixes), probing at each listed length.
+        // Hash forward (prefixes) and backward (suffixes) in one pass per end, probing at each
+        // listed length whose edge filter has the byte just hashed (the key's edge byte). A
+        // check as long as the key is the key's own hash.
         if prefix_mask != 0 {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(PREFIX_SEED);
-            let mut done = 0;
-            let mut lengths = prefix_mask;
-            while lengths != 0 {
-                let len = lengths.trailing_zeros() as usize + 1;
-                lengths &= lengths - 1;
-                let Some(piece) = query.get(done..len) else {
-                    break;
-                };
-                piece.iter().for_each(|&b| h.push(fold_byte(b, fold)));
-                done = len;
-                self.probe(h.finish(len), out, |check| {
+            let mut shape = 0;
+            for (i, &b) in query.iter().take(longest(prefix_mask)).enumerate() {
+                let b = fold_byte(b, fold);
+                h.push(b);
+                if prefix_mask >> i & 1 == 0 {
+                    continue;
+                }
+                shape += 1;
+                if !self.edge_filter_has(shape - 1, b) {
+                    continue;
+                }
+                let (len, key) = (i + 1, h.finish(i + 1));
+                self.probe(key, out, |check| {
                     let n = check_len(check);
-                    n <= query.len()
-                        && checks.get(n, || pack_check(n, prefix_key(&query[..n], fold))) == check
+                    let ours = if n == len {
+                        pack_check(n, key)
+                    } else if n <= query.len() {
+                        checks.get(n, || pack_check(n, prefix_key(&query[..n], fold)))
+                    } else {
+                        return false;
+                    };
+                    ours == check
                 })?;
             }
         }
         if suffix_mask != 0 {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(SUFFIX_SEED);
-            let mut done = 0;
-            let mut lengths = suffix_mask;
-            while lengths != 0 {
-                let len = lengths.trailing_zeros() as usize + 1;
-                lengths &= lengths - 1;
-                if len > query.len() {
-                    break;
+            let mut shape = prefix_mask.count_ones() as usize;
+            for (i, &b) in query.iter().rev().take(longest(suffix_mask)).enumerate() {
+                let b = fold_byte(b, fold);
+                h.push(b);
+                if suffix_mask >> i & 1 == 0 {
+                    continue;
                 }
-                let piece = &query[query.len() - len..query.len() - done];
-                piece.iter().rev().for_each(|&b| h.push(fold_byte(b, fold)));
-                done = len;
-                self.probe(h.finish(len), out, |check| {
+                shape += 1;
+                if !self.edge_filter_has(shape - 1, b) {
+                    continue;
+                }
+                let (len, key) = (i + 1, h.finish(i + 1));
+                self.probe(key, out, |check| {
                     let n = check_len(check);
-                    n <= query.len()
-                        && checks.get(n, || {
+                    let ours = if n == len {
+                        pack_check(n, key)
+                    } else if n <= query.len() {
+                        checks.get(n, || {
                             pack_check(n, suffix_key(&query[query.len() - n..], fold))
-                        }) == check
+                        })
+                    } else {
+                        return false;
+                    };
+                    ours == check
                 })?;
             }
         }
@@ -1326,7 +1399,7 @@ impl<'a> GlobIndex<'a> {
         let list_len = self.list.len() / ENTRY_LEN;
 
         // Canonical placement: every byte of the section is accounted for.
-        let bloom_off = HEADER_LEN;
+        let bloom_off = HEADER_LEN + self.edge_filters.len();
         let gram_off = bloom_off + self.bloom_words * 8;
         let slots_off = gram_off + self.gram_words * 8;
         let list_off = slots_off + slot_count * SLOT_LEN;
@@ -1443,6 +1516,7 @@ impl<'a> GlobIndex<'a> {
         let mut used_masks = [0u64; 3];
         let mut hashes = Vec::new();
         let mut gram_codes = Vec::new();
+        let mut edges = Vec::new();
         let mut list_taken = 0usize;
         let mut longest_probe = 0usize;
         for i in 0..slot_count {
@@ -1504,7 +1578,15 @@ impl<'a> GlobIndex<'a> {
                         },
                     )?;
                 used_masks[kind as usize] |= 1 << (len - 1);
-                gram_codes.extend(code);
+                let runs = &runs[id as usize];
+                match kind {
+                    Kind::Infix => gram_codes.extend(code),
+                    Kind::Prefix => edges.push((kind, len, edge_byte(&runs[0].bytes, kind, len))),
+                    Kind::Suffix => {
+                        let run = &runs[runs.len() - 1].bytes;
+                        edges.push((kind, len, edge_byte(run, kind, len)))
+                    }
+                }
             }
         }
         if longest_probe != self.max_probe {
@@ -1551,6 +1633,12 @@ impl<'a> GlobIndex<'a> {
                     "glob shape mask lists shapes no key uses",
                 ));
             }
+        }
+        if build_edge_filters(edges.into_iter()) != self.edge_filters {
+            return Err(Error::corrupt(
+                HEADER_LEN,
+                "glob edge filters do not match the keys",
+            ));
         }
         let bloom = build_bloom(hashes.into_iter(), self.bloom_words);
         let gram_filter = build_gram_filter(gram_codes.into_iter(), self.gram_words);
