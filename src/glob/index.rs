@@ -20,16 +20,22 @@
 //! their globs to a shape that stays, since every query pays one probe per shape.
 //!
 //! A query hashes its prefixes (one forward pass), its suffixes (one backward pass) and its
-//! grams (one rolling window), only at the shapes the section lists. Each gram is first tested
-//! against a small bitmap (at most 16 KiB, stays in L1), each hash against a Bloom filter (at
-//! most 128 KiB, one 64-bit word per key, stays in L2), and only then is the hash table
-//! touched. Every glob in a bucket carries a 32-bit *check*: the hash of a longer piece of its
-//! literal (the whole prefix/suffix literal up to 64 bytes; for a gram, up to 32 bytes of its
-//! run from the gram on) and that piece's length. Globs that share a truncated key
+//! grams (one rolling window), only at the shapes the section lists. A prefix or suffix shape
+//! is probed only if the query's byte at the cut (the key's last byte for a prefix, its first
+//! for a suffix) is in the shape's *edge filter*, the set of those bytes over its keys: keys
+//! cut at a delimiter (`.evil.com`) make most lengths skip. Each gram is first tested against
+//! a small bitmap (at most 16 KiB, stays in L1), each hash against a Bloom filter (at most
+//! 128 KiB, one 64-bit word per key, stays in L2), and only then are records touched.
+//!
+//! Records of anchored globs are sorted by key and split into directory buckets by the key's
+//! top bits (about 4 globs per bucket; the directory, 4 bytes per bucket, stays in L2), so a
+//! probe reads the directory and then the records themselves: one trip to memory, not a
+//! table and then a record. Every record carries a 32-bit *check*: the hash of a longer piece
+//! of its literal (the whole prefix/suffix literal up to 64 bytes; for a gram, up to 32 bytes
+//! of its run from the gram on) and that piece's length. Globs that share a truncated key
 //! (`*.kalomi.com` and `*.xylomi.com` both under `lomi.com`) are told apart by comparing checks
-//! with the query's own hash of the same piece, without touching their records; only globs
-//! passing their check are verified with [`glob_match`](super::pattern::glob_match), in
-//! ascending id order.
+//! with the query's own hash of the same piece; only globs passing their check are verified
+//! with [`glob_match`](super::pattern::glob_match), in ascending id order.
 //!
 //! # Hashes
 //!
@@ -53,55 +59,51 @@
 //! ```text
 //! off size  field
 //!   0   8   magic "MXYGLOB\0"
-//!   8   4   version = 1
+//!   8   4   version = 2
 //!  12   4   flags: bit 0 = case-insensitive (ASCII folded); other bits 0
 //!  16   4   glob_count N
 //!  20   4   always_count A        globs verified for every query (no literal byte)
-//!  24   4   slot_count S          hash table slots, >= 1
-//!  28   4   max_probe             longest linear-probe run of any key (0: no keys)
-//!  32   4   list_len L            entries in the bucket list
-//!  36   4   bloom_words W         a power of two, 1..=2^24
-//!  40   4   bloom_k               bits per key, = 6 in version 1
-//!  44   4   gram_filter_words G   a power of two, 1..=2^24
-//!  48   4   records_len           bytes of the records region
-//!  52   4   reserved, 0
-//!  56   8   prefix_lengths        bit ℓ-1 set: some prefix anchor has ℓ bytes
-//!  64   8   suffix_lengths        same for suffix anchors
-//!  72   8   infix_lengths         same for grams; only bits 0..=3
-//!  80   4   bloom_off             = 112
-//!  84   4   gram_filter_off       = bloom_off + 8W
-//!  88   4   slots_off             = gram_filter_off + 8G
-//!  92   4   list_off              = slots_off + 16S
-//!  96   4   always_off            = list_off + 8L
-//! 100   4   index_off             = always_off + 4A
-//! 104   4   records_off           = index_off + 4N
-//! 108   4   section_len           = records_off + records_len, rounded up to 8 (< 2^31)
-//! 112       bloom: W × u64
+//!  24   4   bucket_count B        directory buckets, >= 1
+//!  28   4   bloom_words W         a power of two, 1..=2^24
+//!  32   4   bloom_k               bits per key, = 6
+//!  36   4   gram_filter_words G   a power of two, 1..=2^24
+//!  40   4   records_len           bytes of the records region
+//!  44   4   reserved, 0
+//!  48   8   prefix_lengths        bit ℓ-1 set: some prefix anchor has ℓ bytes
+//!  56   8   suffix_lengths        same for suffix anchors
+//!  64   8   infix_lengths         same for grams; only bits 0..=3
+//!  72   4   bloom_off             = 96 + 32E, E = bits set in prefix_lengths and suffix_lengths
+//!  76   4   gram_filter_off       = bloom_off + 8W
+//!  80   4   directory_off         = gram_filter_off + 8G
+//!  84   4   index_off             = directory_off + 4(B + 1)
+//!  88   4   records_off           = index_off + 4N
+//!  92   4   section_len           = records_off + records_len, rounded up to 8 (< 2^31)
+//!  96       edge filters: E × 32 bytes, one per prefix length (ascending), then one per
+//!           suffix length (ascending): byte b is in the filter if bit (b & 7) of its byte
+//!           b >> 3 is set; exactly the bytes at the cut of that shape's keys
+//!       ... bloom: W × u64
 //!       ... gram filter: G × u64; filter bit b is bit (b & 63) of word b >> 6
-//!       ... slots: S × {u64 key hash, u32 a, u32 b}. Empty: all 16 bytes 0.
-//!           a >= 2^31: one glob, its record at offset a - 2^31, its check b.
-//!           Otherwise a bucket of b >= 2 globs: list entries a..a+b.
-//!           A key sits at slot (home + d) mod S, home = (hash × S) >> 64 (128-bit product),
-//!           d < max_probe, no empty slot between (linear probing, keys inserted in
-//!           ascending hash order; the builder keeps the load at most 0.7).
-//!       ... list: L × {u32 record offset, u32 check}; per bucket ascending by offset,
-//!           buckets in ascending key hash order.
-//!       ... always: A × u32 record offset, ascending.
+//!       ... directory: B + 1 × u32 record offsets. Entry i: the first anchored record whose
+//!           key's bucket, (key × B) >> 64 (128-bit product), is i or more; entry B (and any
+//!           entry past the last anchored record): the end of the anchored records
 //!       ... index: N × u32 record offset of glob id 0, 1, ...
-//!       ... records, back to back in id order (so ascending offsets = ascending ids), no
-//!           padding: {u32 glob id, u32 data_offset, u32 pattern_len, u16 head, u16 tail,
-//!           pattern (UTF-8)}. A bucket leads straight to the record, and the pattern to
-//!           verify sits beside it. head/tail: the pattern's first `head` bytes are literal
-//!           (no wildcard or escape), as are its last `tail` bytes, after its last wildcard
-//!           (0 if they hold an escape); both 0 if either exceeds 65535. The matcher compares
-//!           them in place and runs its backtracking loop on the middle only.
+//!       ... records, back to back, no padding: the N - A anchored globs ascending by (key,
+//!           glob id), then the A others ascending by glob id. Each: {u64 key hash, u32 check,
+//!           u32 glob id, u32 data_offset, u32 pattern_len, u16 head, u16 tail, pattern
+//!           (UTF-8)}; key and check are 0 for the globs verified for every query.
+//!           head/tail: the pattern's first `head` bytes are literal (no wildcard or escape),
+//!           as are its last `tail` bytes, after its last wildcard (0 if they hold an escape);
+//!           both 0 if either exceeds 65535. The matcher compares them in place and runs its
+//!           backtracking loop on the middle only.
 //!       ... 0-7 zero bytes.
 //! ```
 //!
-//! Every glob appears exactly once: in the always list, or in one bucket whose key and check a
-//! text it matches is guaranteed to produce at a listed shape. [`GlobIndex::check`] verifies
-//! exactly that, plus byte-exact Bloom filter and gram bitmap and canonical placement, so
-//! files from builders with other anchor heuristics stay valid.
+//! A probe for key `h` scans the records from directory entry `(h × B) >> 64` to the next
+//! entry, stopping at the first key above `h`. Every glob appears exactly once, under a key
+//! and check a text it matches is guaranteed to produce at a listed shape (whose edge filter
+//! holds the byte at its cut), or among the A. [`GlobIndex::check`] verifies exactly that,
+//! plus the canonical order and directory, byte-exact Bloom filter, gram bitmap and edge
+//! filters, so files from builders with other anchor heuristics stay valid.
 
 use crate::bytes;
 use crate::error::{Error, Result};
@@ -117,15 +119,18 @@ pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 const MAGIC: [u8; 8] = *b"MXYGLOB\0";
 const VERSION: u32 = 2;
-const HEADER_LEN: usize = 112;
-const SLOT_LEN: usize = 16;
+const HEADER_LEN: usize = 96;
 /// One edge filter: a 256-bit set of bytes.
 const EDGE_FILTER_LEN: usize = 32;
-const ENTRY_LEN: usize = 8;
-/// A record's fixed part: glob id, data offset, pattern length, literal head and tail lengths.
-const RECORD_HEAD: usize = 16;
+/// A record's fixed part: key hash, check, glob id, data offset, pattern length, literal head
+/// and tail lengths.
+const RECORD_HEAD: usize = 28;
 const FLAG_FOLD: u32 = 1;
-const INLINE_BIT: u32 = 1 << 31;
+/// Anchored globs per directory bucket, on average: the directory (4 bytes per bucket) stays in
+/// L2 for 100K globs, and a probe reads a record or two, mostly from one or two cache lines.
+const GLOBS_PER_BUCKET: usize = 4;
+/// Record offsets (and so the section) stay below this: candidates pack them into a u32.
+const MAX_SECTION_LEN: usize = 1 << 31;
 
 const PREFIX_SEED: u64 = 0x7072_6566_6978_2e31;
 const SUFFIX_SEED: u64 = 0x7375_6666_6978_2e31;
@@ -145,7 +150,7 @@ const MAX_GRAM: usize = 4;
 const MAX_GRAM_SPAN: usize = 32;
 const BLOOM_K: u32 = 6;
 const BLOOM_BITS_PER_KEY: usize = 20;
-/// 128 KiB: stays in L2 beside the table and record lines each query brings in (measured:
+/// 128 KiB: stays in L2 beside the directory and record lines queries bring in (measured:
 /// 256 KiB gets evicted by them, 64 KiB lets too many false positives through).
 const BLOOM_MAX_WORDS: usize = 1 << 14;
 const GRAM_FILTER_BITS_PER_GRAM: usize = 16;
@@ -170,25 +175,21 @@ const H_VERSION: usize = 8;
 const H_FLAGS: usize = 12;
 const H_GLOBS: usize = 16;
 const H_ALWAYS: usize = 20;
-const H_SLOTS: usize = 24;
-const H_MAX_PROBE: usize = 28;
-const H_LIST: usize = 32;
-const H_BLOOM_WORDS: usize = 36;
-const H_BLOOM_K: usize = 40;
-const H_GRAM_WORDS: usize = 44;
-const H_RECORDS_LEN: usize = 48;
-const H_RESERVED: usize = 52;
-const H_PREFIX_MASK: usize = 56;
-const H_SUFFIX_MASK: usize = 64;
-const H_INFIX_MASK: usize = 72;
-const H_BLOOM_OFF: usize = 80;
-const H_GRAM_OFF: usize = 84;
-const H_SLOTS_OFF: usize = 88;
-const H_LIST_OFF: usize = 92;
-const H_ALWAYS_OFF: usize = 96;
-const H_INDEX_OFF: usize = 100;
-const H_RECORDS_OFF: usize = 104;
-const H_SECTION_LEN: usize = 108;
+const H_BUCKETS: usize = 24;
+const H_BLOOM_WORDS: usize = 28;
+const H_BLOOM_K: usize = 32;
+const H_GRAM_WORDS: usize = 36;
+const H_RECORDS_LEN: usize = 40;
+const H_RESERVED: usize = 44;
+const H_PREFIX_MASK: usize = 48;
+const H_SUFFIX_MASK: usize = 56;
+const H_INFIX_MASK: usize = 64;
+const H_BLOOM_OFF: usize = 72;
+const H_GRAM_OFF: usize = 76;
+const H_DIRECTORY_OFF: usize = 80;
+const H_INDEX_OFF: usize = 84;
+const H_RECORDS_OFF: usize = 88;
+const H_SECTION_LEN: usize = 92;
 
 // ---------------------------------------------------------------------------------------------
 // Hashes shared by the writer, the reader and `check`. Builder-side inputs are already folded.
@@ -266,10 +267,10 @@ fn gram_filter_bit(code: u64, words: usize) -> usize {
     (code.wrapping_mul(GRAM_FILTER_MUL) >> (64 - log2_bits)) as usize
 }
 
-/// The slot a key's linear probe starts at: `(hash × S) >> 64`.
+/// The directory bucket of a key: `(hash × B) >> 64`, so ascending hashes fill ascending buckets.
 #[inline]
-fn home_slot(hash: u64, slot_count: usize) -> usize {
-    ((hash as u128 * slot_count as u128) >> 64) as usize
+fn bucket_of(hash: u64, bucket_count: usize) -> usize {
+    ((hash as u128 * bucket_count as u128) >> 64) as usize
 }
 
 /// The longest length a shape mask lists.
@@ -636,7 +637,6 @@ impl GlobIndexBuilder {
 
 /// Writes the section for `globs` (pattern, data_offset) in id order.
 fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
-    let too_big = || Error::Build("glob index section exceeds 2 GiB".into());
     let all_runs: Vec<Vec<LiteralRun>> = globs
         .iter()
         .map(|(p, _)| {
@@ -648,7 +648,8 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
     let anchors = choose_anchors(&all_runs);
 
     let mut masks = [0u64; 3];
-    let mut buckets: BTreeMap<u64, Vec<(usize, u32)>> = BTreeMap::new();
+    // (key hash, glob id, check) of every anchored glob, in record order.
+    let mut anchored: Vec<(u64, usize, u32)> = Vec::new();
     let mut always = Vec::new();
     let mut gram_codes = Vec::new();
     let mut edges = Vec::new();
@@ -656,7 +657,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         match anchor {
             Some(a) => {
                 masks[a.kind as usize] |= 1 << (a.len - 1);
-                buckets.entry(a.hash).or_default().push((id, a.check));
+                anchored.push((a.hash, id, a.check));
                 if a.kind == Kind::Infix {
                     gram_codes.push(a.gram_code);
                 } else {
@@ -666,10 +667,11 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
             None => always.push(id),
         }
     }
-    let keys = buckets.len();
-    let slot_count = keys * 10 / 7 + 1;
-    let list_len: usize = buckets.values().map(Vec::len).filter(|&n| n > 1).sum();
-    let bloom_words = (keys * BLOOM_BITS_PER_KEY)
+    anchored.sort_unstable();
+    let mut keys: Vec<u64> = anchored.iter().map(|a| a.0).collect();
+    keys.dedup();
+    let bucket_count = anchored.len().div_ceil(GLOBS_PER_BUCKET).max(1);
+    let bloom_words = (keys.len() * BLOOM_BITS_PER_KEY)
         .div_ceil(64)
         .next_power_of_two()
         .clamp(1, BLOOM_MAX_WORDS);
@@ -677,51 +679,44 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         .div_ceil(64)
         .next_power_of_two()
         .clamp(1, GRAM_FILTER_MAX_WORDS);
-
     let edge_filters = build_edge_filters(edges.into_iter());
+
     let bloom_off = HEADER_LEN + edge_filters.len();
     let gram_off = bloom_off + bloom_words * 8;
-    let slots_off = gram_off + gram_words * 8;
-    let list_off = slots_off + slot_count * SLOT_LEN;
-    let always_off = list_off + list_len * ENTRY_LEN;
-    let index_off = always_off + always.len() * 4;
+    let directory_off = gram_off + gram_words * 8;
+    let index_off = directory_off + (bucket_count + 1) * 4;
     let records_off = index_off + globs.len() * 4;
-    let mut record_offs = Vec::with_capacity(globs.len());
+    // Records: anchored globs by (key, id), then the others by id.
+    let order: Vec<(u64, usize, u32)> = anchored
+        .iter()
+        .copied()
+        .chain(always.iter().map(|&id| (0, id, 0)))
+        .collect();
+    let mut record_offs = vec![0usize; globs.len()];
+    // directory[i]: the first record in bucket i or later (the end of the anchored records if
+    // none).
+    let mut directory = Vec::with_capacity(bucket_count + 1);
+    if anchored.is_empty() {
+        directory.resize(bucket_count + 1, records_off);
+    }
     let mut records_end = records_off;
-    for (p, _) in globs {
-        record_offs.push(records_end);
-        records_end += RECORD_HEAD + p.len();
+    for (k, &(hash, id, _)) in order.iter().enumerate() {
+        if k < anchored.len() {
+            while directory.len() <= bucket_of(hash, bucket_count) {
+                directory.push(records_end);
+            }
+        }
+        record_offs[id] = records_end;
+        records_end += RECORD_HEAD + globs[id].0.len();
+        if k + 1 == anchored.len() {
+            directory.resize(bucket_count + 1, records_end);
+        }
     }
     let section_len = bytes::align8(records_end);
-    // Record offsets share a u32 with the inline flag.
-    if section_len >= INLINE_BIT as usize {
-        return Err(too_big());
+    if section_len >= MAX_SECTION_LEN {
+        return Err(Error::Build("glob index section exceeds 2 GiB".into()));
     }
-    let off_of = |id: usize| record_offs[id] as u32;
-
-    // Hash table: load <= 2/3, keys placed in ascending hash order.
-    let mut slots = vec![(0u64, 0u32, 0u32); slot_count];
-    let mut list: Vec<(u32, u32)> = Vec::with_capacity(list_len);
-    let mut max_probe = 0usize;
-    for (&hash, entries) in &buckets {
-        let (a, b) = match entries[..] {
-            [(id, check)] => (INLINE_BIT | off_of(id), check),
-            _ => {
-                let start = list.len() as u32;
-                list.extend(entries.iter().map(|&(id, check)| (off_of(id), check)));
-                (start, entries.len() as u32)
-            }
-        };
-        let mut i = home_slot(hash, slot_count);
-        let mut probe = 1;
-        while slots[i] != (0, 0, 0) {
-            i = if i + 1 == slot_count { 0 } else { i + 1 };
-            probe += 1;
-        }
-        slots[i] = (hash, a, b);
-        max_probe = max_probe.max(probe);
-    }
-    let bloom = build_bloom(buckets.keys().copied(), bloom_words);
+    let bloom = build_bloom(keys.into_iter(), bloom_words);
     let gram_filter = build_gram_filter(gram_codes.into_iter(), gram_words);
 
     let mut out = Vec::with_capacity(section_len);
@@ -733,9 +728,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
         flags,
         globs.len(),
         always.len(),
-        slot_count,
-        max_probe,
-        list.len(),
+        bucket_count,
         bloom_words,
         BLOOM_K as usize,
         gram_words,
@@ -750,9 +743,7 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
     for v in [
         bloom_off,
         gram_off,
-        slots_off,
-        list_off,
-        always_off,
+        directory_off,
         index_off,
         records_off,
         section_len,
@@ -764,29 +755,20 @@ fn write_section(globs: &[(&[u8], u32)], fold: bool) -> Result<Vec<u8>> {
     for w in bloom.into_iter().chain(gram_filter) {
         out.extend_from_slice(&w.to_le_bytes());
     }
-    for (hash, a, b) in slots {
-        out.extend_from_slice(&hash.to_le_bytes());
-        out.extend_from_slice(&a.to_le_bytes());
-        out.extend_from_slice(&b.to_le_bytes());
-    }
-    for (off, check) in list {
-        out.extend_from_slice(&off.to_le_bytes());
-        out.extend_from_slice(&check.to_le_bytes());
-    }
-    for id in always {
-        put(&mut out, record_offs[id]);
-    }
-    for &off in &record_offs {
+    for &off in directory.iter().chain(&record_offs) {
         put(&mut out, off);
     }
-    for (id, (p, data_offset)) in globs.iter().enumerate() {
+    for &(hash, id, check) in &order {
+        let (pattern, data_offset) = globs[id];
+        out.extend_from_slice(&hash.to_le_bytes());
+        out.extend_from_slice(&check.to_le_bytes());
         put(&mut out, id);
         out.extend_from_slice(&data_offset.to_le_bytes());
-        put(&mut out, p.len());
-        let (head, tail) = edge_hints(p);
+        put(&mut out, pattern.len());
+        let (head, tail) = edge_hints(pattern);
         out.extend_from_slice(&head.to_le_bytes());
         out.extend_from_slice(&tail.to_le_bytes());
-        out.extend_from_slice(p);
+        out.extend_from_slice(pattern);
     }
     debug_assert_eq!(out.len(), records_end);
     out.resize(section_len, 0);
@@ -830,13 +812,16 @@ pub struct GlobIndex<'a> {
     gram_words: usize,
     /// 64 - log2(gram filter bits).
     gram_shift: u32,
-    slots: &'a [u8],
-    slot_count: usize,
-    max_probe: usize,
-    list: &'a [u8],
-    always: &'a [u8],
+    /// B + 1 record offsets: where each bucket's records start, then where the anchored
+    /// records end.
+    directory: &'a [u8],
+    bucket_count: usize,
     /// glob id -> record offset.
     record_index: &'a [u8],
+    /// Offsets of the records of the globs verified for every query: from the end of the
+    /// anchored records to the end of the records region.
+    always_start: usize,
+    always_end: usize,
     masks: [u64; 3],
 }
 
@@ -850,11 +835,12 @@ impl std::fmt::Debug for GlobIndex<'_> {
     }
 }
 
-/// Record offsets (ascending = glob id order) gathered for one query: on the stack unless there are many.
+/// Globs gathered for one query, as `glob id << 32 | record offset` (so that ascending is glob
+/// id order): on the stack unless there are many.
 struct Candidates {
-    inline: [u32; INLINE_CANDIDATES],
+    inline: [u64; INLINE_CANDIDATES],
     len: usize,
-    spill: Vec<u32>,
+    spill: Vec<u64>,
 }
 
 impl Candidates {
@@ -868,25 +854,26 @@ impl Candidates {
     }
 
     #[inline]
-    fn push(&mut self, id: u32) {
+    fn push(&mut self, id: u32, record: usize) {
+        let c = (id as u64) << 32 | record as u64;
         if self.len < INLINE_CANDIDATES {
             // A gram repeated in the query finds the same globs again: keep the stack copy
             // duplicate-free so repetitive queries do not spill.
-            if !self.inline[..self.len].contains(&id) {
-                self.inline[self.len] = id;
+            if !self.inline[..self.len].contains(&c) {
+                self.inline[self.len] = c;
                 self.len += 1;
             }
         } else {
             if self.spill.is_empty() {
                 self.spill.extend_from_slice(&self.inline);
             }
-            self.spill.push(id);
+            self.spill.push(c);
         }
     }
 
-    /// The ids, ascending, each once.
-    fn sorted(&mut self) -> &[u32] {
-        let ids: &mut [u32] = if self.spill.is_empty() {
+    /// The candidates in glob id order, each once.
+    fn sorted(&mut self) -> &[u64] {
+        let ids: &mut [u64] = if self.spill.is_empty() {
             &mut self.inline[..self.len]
         } else {
             &mut self.spill
@@ -905,6 +892,7 @@ impl Candidates {
 
 /// A record as stored: see the layout in the module doc.
 struct Record<'a> {
+    key: u64,
     id: u32,
     data_offset: u32,
     /// Literal head and tail lengths of the pattern (hints for the matcher).
@@ -912,7 +900,14 @@ struct Record<'a> {
     pattern: &'a [u8],
 }
 
-fn pattern_str(record: u32, pattern: &[u8]) -> Result<&str> {
+impl Record<'_> {
+    /// Where the next record starts.
+    fn end(&self, at: usize) -> usize {
+        at + RECORD_HEAD + self.pattern.len()
+    }
+}
+
+fn pattern_str(record: usize, pattern: &[u8]) -> Result<&str> {
     std::str::from_utf8(pattern).map_err(|_| Error::corrupt(record, "glob pattern is not UTF-8"))
 }
 
@@ -959,8 +954,8 @@ impl<'a> GlobIndex<'a> {
             ));
         }
         let glob_count = field(H_GLOBS);
-        let slot_count = field(H_SLOTS) as usize;
-        let max_probe = field(H_MAX_PROBE) as usize;
+        let always_count = field(H_ALWAYS);
+        let bucket_count = field(H_BUCKETS) as usize;
         let bloom_words = field(H_BLOOM_WORDS);
         let bloom_k = field(H_BLOOM_K);
         let gram_words = field(H_GRAM_WORDS);
@@ -974,11 +969,17 @@ impl<'a> GlobIndex<'a> {
                 ),
             ));
         }
-        if glob_count >= INLINE_BIT {
+        if glob_count as usize >= MAX_SECTION_LEN / RECORD_HEAD {
             return Err(Error::corrupt(H_GLOBS, "glob index: too many globs"));
         }
-        if slot_count == 0 || max_probe > slot_count {
-            return Err(Error::corrupt(H_SLOTS, "glob index: bad slot count"));
+        if always_count > glob_count {
+            return Err(Error::corrupt(
+                H_ALWAYS,
+                "glob index: more unanchored globs than globs",
+            ));
+        }
+        if bucket_count == 0 {
+            return Err(Error::corrupt(H_BUCKETS, "glob index: no directory bucket"));
         }
         for (words, at) in [(bloom_words, H_BLOOM_WORDS), (gram_words, H_GRAM_WORDS)] {
             if !words.is_power_of_two() || words > READER_MAX_WORDS {
@@ -1006,6 +1007,16 @@ impl<'a> GlobIndex<'a> {
             bytes::slice(section, field(off_field) as usize, count * unit, what)
         };
         let edge_shapes = (masks[0].count_ones() + masks[1].count_ones()) as usize;
+        let directory = table(H_DIRECTORY_OFF, bucket_count + 1, 4, "glob directory")?;
+        // The globs verified for every query: the records after the anchored ones.
+        let records_end = field(H_RECORDS_OFF) as usize + field(H_RECORDS_LEN) as usize;
+        let always_start = le_u32(directory, bucket_count * 4) as usize;
+        if always_start > records_end || records_end > section_len {
+            return Err(Error::corrupt(
+                H_DIRECTORY_OFF,
+                "glob index: records region out of bounds",
+            ));
+        }
         Ok(GlobIndex {
             section,
             fold,
@@ -1022,22 +1033,11 @@ impl<'a> GlobIndex<'a> {
             gram_filter: table(H_GRAM_OFF, gram_words as usize, 8, "glob gram filter")?,
             gram_words: gram_words as usize,
             gram_shift: 64 - (gram_words * 64).trailing_zeros(),
-            slots: table(H_SLOTS_OFF, slot_count, SLOT_LEN, "glob hash table")?,
-            slot_count,
-            max_probe,
-            list: table(
-                H_LIST_OFF,
-                field(H_LIST) as usize,
-                ENTRY_LEN,
-                "glob bucket list",
-            )?,
-            always: table(
-                H_ALWAYS_OFF,
-                field(H_ALWAYS) as usize,
-                4,
-                "glob always list",
-            )?,
+            directory,
+            bucket_count,
             record_index: table(H_INDEX_OFF, glob_count as usize, 4, "glob record index")?,
+            always_start,
+            always_end: records_end,
             masks,
         })
     }
@@ -1060,7 +1060,7 @@ impl<'a> GlobIndex<'a> {
                 format!("no glob {id}: the index has {}", self.glob_count),
             ));
         };
-        let off = le_u32(off, 0);
+        let off = le_u32(off, 0) as usize;
         let record = self.record(off)?;
         if record.id != id {
             return Err(Error::corrupt(
@@ -1077,21 +1077,21 @@ impl<'a> GlobIndex<'a> {
 
     /// The record at section offset `off`.
     #[inline]
-    fn record(&self, off: u32) -> Result<Record<'a>> {
-        let off = off as usize;
+    fn record(&self, off: usize) -> Result<Record<'a>> {
         let head = bytes::slice(self.section, off, RECORD_HEAD, "glob record")?;
         let pattern = bytes::slice(
             self.section,
             off + RECORD_HEAD,
-            le_u32(head, 8) as usize,
+            le_u32(head, 20) as usize,
             "glob pattern",
         )?;
         Ok(Record {
-            id: le_u32(head, 0),
-            data_offset: le_u32(head, 4),
+            key: le_u64(head, 0),
+            id: le_u32(head, 12),
+            data_offset: le_u32(head, 16),
             edges: (
-                u16::from_le_bytes([head[12], head[13]]) as usize,
-                u16::from_le_bytes([head[14], head[15]]) as usize,
+                u16::from_le_bytes([head[24], head[25]]) as usize,
+                u16::from_le_bytes([head[26], head[27]]) as usize,
             ),
             pattern,
         })
@@ -1123,60 +1123,44 @@ impl<'a> GlobIndex<'a> {
             .is_some_and(|&byte| byte >> (bit & 7) & 1 != 0)
     }
 
-    /// (a, b) of the slot holding key `hash`, if any.
-    #[inline]
-    fn find_slot(&self, hash: u64) -> Option<(u32, u32)> {
-        let mut i = home_slot(hash, self.slot_count);
-        for _ in 0..self.max_probe {
-            let s = self.slots.get(i * SLOT_LEN..i * SLOT_LEN + SLOT_LEN)?;
-            let (a, b) = (le_u32(s, 8), le_u32(s, 12));
-            if a | b == 0 {
-                return None;
-            }
-            if le_u64(s, 0) == hash {
-                return Some((a, b));
-            }
-            i = if i + 1 == self.slot_count { 0 } else { i + 1 };
-        }
-        None
-    }
-
     /// Adds the globs filed under `hash` whose check `passes`. The Bloom test is inlined into
-    /// the hashing loops; the table is rarely reached.
+    /// the hashing loops; the records are rarely reached.
     #[inline(always)]
     fn probe(&self, hash: u64, out: &mut Candidates, passes: impl Fn(u32) -> bool) -> Result<()> {
         if !self.bloom_may_contain(hash) {
             return Ok(());
         }
-        self.probe_table(hash, out, passes)
+        self.probe_records(hash, out, passes)
     }
 
+    /// Scans the key's directory bucket: records sorted by key, so the scan stops at the first
+    /// larger key. Offsets only grow, so a damaged directory costs at most one pass over the
+    /// records region.
     #[inline(never)]
-    fn probe_table(
+    fn probe_records(
         &self,
         hash: u64,
         out: &mut Candidates,
         passes: impl Fn(u32) -> bool,
     ) -> Result<()> {
-        let Some((a, b)) = self.find_slot(hash) else {
+        let b = bucket_of(hash, self.bucket_count) * 4;
+        let Some(bounds) = self.directory.get(b..b + 8) else {
             return Ok(());
         };
-        if a & INLINE_BIT != 0 {
-            if passes(b) {
-                out.push(a & !INLINE_BIT);
+        let (mut at, end) = (le_u32(bounds, 0) as usize, le_u32(bounds, 4) as usize);
+        while at < end {
+            // Only the fixed part: the pattern is read if the glob is verified.
+            let head = bytes::slice(self.section, at, RECORD_HEAD, "glob record")?;
+            let key = le_u64(head, 0);
+            if key >= hash {
+                if key > hash {
+                    break;
+                }
+                if passes(le_u32(head, 8)) {
+                    out.push(le_u32(head, 12), at);
+                }
             }
-            return Ok(());
-        }
-        let entries = bytes::slice(
-            self.list,
-            a as usize * ENTRY_LEN,
-            b as usize * ENTRY_LEN,
-            "glob bucket",
-        )?;
-        for e in entries.chunks_exact(ENTRY_LEN) {
-            if passes(le_u32(e, 4)) {
-                out.push(le_u32(e, 0));
-            }
+            at += RECORD_HEAD + le_u32(head, 20) as usize;
         }
         Ok(())
     }
@@ -1308,8 +1292,7 @@ impl<'a> GlobIndex<'a> {
     }
 
     #[inline]
-    fn verify(&self, off: u32, query: &[u8], f: &mut impl FnMut(GlobHit<'a>)) -> Result<()> {
-        let r = self.record(off)?;
+    fn verify(&self, r: Record<'a>, query: &[u8], f: &mut impl FnMut(GlobHit<'a>)) {
         let (head, tail) = r.edges;
         if glob_match_split(r.pattern, head, tail, query, self.fold) {
             f(GlobHit {
@@ -1318,7 +1301,6 @@ impl<'a> GlobIndex<'a> {
                 data_offset: r.data_offset,
             });
         }
-        Ok(())
     }
 
     /// Calls `f` for every glob matching `query`, in ascending id order, each once. Allocates
@@ -1326,30 +1308,31 @@ impl<'a> GlobIndex<'a> {
     pub fn for_each_match(&self, query: &[u8], mut f: impl FnMut(GlobHit<'a>)) -> Result<()> {
         let mut candidates = Candidates::new();
         self.collect(query, &mut candidates)?;
-        // Records lie in id order: ascending offsets are ascending ids.
-        let ids = candidates.sorted();
-        if self.always.is_empty() {
-            for &id in ids {
-                self.verify(id, query, &mut f)?;
-            }
-            return Ok(());
-        }
-        let always = self.always.chunks_exact(4).map(|b| le_u32(b, 0));
-        let (mut always, mut ids) = (always.peekable(), ids.iter().copied().peekable());
-        loop {
-            let id = match (always.peek(), ids.peek()) {
-                (None, None) => break,
-                (Some(&a), Some(&c)) if a == c => {
-                    ids.next();
-                    always.next()
+        let mut found = candidates
+            .sorted()
+            .iter()
+            .map(|&c| ((c >> 32) as u32, c as u32 as usize))
+            .peekable();
+        // Merge, by glob id, the candidates with the globs verified for every query (whose
+        // records lie in id order after the anchored ones).
+        let mut at = self.always_start;
+        while at < self.always_end {
+            let always = self.record(at)?;
+            while let Some(&(id, off)) = found.peek() {
+                if id > always.id {
+                    break;
                 }
-                (Some(&a), Some(&c)) if c < a => ids.next(),
-                (Some(_), _) => always.next(),
-                (None, Some(_)) => ids.next(),
-            };
-            if let Some(id) = id {
-                self.verify(id, query, &mut f)?;
+                found.next();
+                // (A damaged file may list a glob both ways: verify it once.)
+                if id < always.id {
+                    self.verify(self.record(off)?, query, &mut f);
+                }
             }
+            at = always.end(at);
+            self.verify(always, query, &mut f);
+        }
+        for (_, off) in found {
+            self.verify(self.record(off)?, query, &mut f);
         }
         Ok(())
     }
@@ -1357,26 +1340,34 @@ impl<'a> GlobIndex<'a> {
     /// A one-line summary of the index shape (keys, largest bucket, probe shapes), for tuning.
     #[doc(hidden)]
     pub fn debug_summary(&self) -> String {
-        let (mut keys, mut largest, mut squares) = (0usize, 0usize, 0usize);
-        for slot in self.slots.chunks_exact(SLOT_LEN) {
-            let (a, b) = (le_u32(slot, 8), le_u32(slot, 12));
-            if a | b != 0 {
-                let count = if a & INLINE_BIT != 0 { 1 } else { b as usize };
-                keys += 1;
-                largest = largest.max(count);
-                squares += count * count;
+        // Globs per key, from a walk over the anchored records (sorted by key).
+        let (mut keys, mut largest, mut squares, mut always) = (0usize, 0usize, 0usize, 0usize);
+        let (mut at, mut run, mut last) = (le_u32(self.directory, 0) as usize, 0usize, None);
+        let mut tally = |run: usize| {
+            keys += (run > 0) as usize;
+            largest = largest.max(run);
+            squares += run * run;
+        };
+        while let Ok(r) = self.record(at) {
+            if at >= self.always_start {
+                always += 1;
+            } else if last == Some(r.key) {
+                run += 1;
+            } else {
+                tally(run);
+                (run, last) = (1, Some(r.key));
             }
+            at = r.end(at);
         }
+        tally(run);
         let lengths =
             |m: u64| -> Vec<u32> { (0..64).filter(|i| m >> i & 1 != 0).map(|i| i + 1).collect() };
         format!(
-            "{} globs, {} always, {keys} keys in {} slots (max probe {}), largest bucket \
-             {largest}, mean bucket of a glob {:.2}, bloom {} KiB, gram filter {} KiB, \
+            "{} globs, {always} always, {keys} keys in {} directory buckets, largest key bucket \
+             {largest}, mean key bucket of a glob {:.2}, bloom {} KiB, gram filter {} KiB, \
              prefix lengths {:?}, suffix lengths {:?}, gram lengths {:?}",
             self.glob_count,
-            self.always.len() / 4,
-            self.slot_count,
-            self.max_probe,
+            self.bucket_count,
             squares as f64 / (self.glob_count as f64).max(1.0),
             self.bloom_words / 128,
             self.gram_words / 128,
@@ -1386,34 +1377,31 @@ impl<'a> GlobIndex<'a> {
         )
     }
 
-    /// Strict validation: records in bounds and tiling the pool, patterns valid UTF-8 globs,
-    /// data offsets below `data_len`, every glob reachable (in the always list, or in a bucket
-    /// whose key and check a text it matches produces at a listed shape), each exactly once,
-    /// hash table invariants, byte-exact Bloom filter and gram bitmap, canonical placement.
+    /// Strict validation: records in bounds and tiling the region in canonical order,
+    /// patterns valid UTF-8 globs, data offsets below `data_len`, every glob once (among the
+    /// always-verified, or under a key and check a text it matches produces at a listed
+    /// shape), the index and directory pointing where they must, byte-exact Bloom filter, gram
+    /// bitmap and edge filters, canonical placement.
     /// Returns every glob's data offset, in id order.
     pub fn check(&self, data_len: usize) -> Result<Vec<u32>> {
         let s = self.section;
         let field = |off: usize| le_u32(s, off) as usize;
         let n = self.glob_count as usize;
-        let slot_count = self.slot_count;
-        let list_len = self.list.len() / ENTRY_LEN;
+        let always_count = field(H_ALWAYS);
+        let anchored = n - always_count;
 
         // Canonical placement: every byte of the section is accounted for.
         let bloom_off = HEADER_LEN + self.edge_filters.len();
         let gram_off = bloom_off + self.bloom_words * 8;
-        let slots_off = gram_off + self.gram_words * 8;
-        let list_off = slots_off + slot_count * SLOT_LEN;
-        let always_off = list_off + list_len * ENTRY_LEN;
-        let index_off = always_off + self.always.len();
+        let directory_off = gram_off + self.gram_words * 8;
+        let index_off = directory_off + self.directory.len();
         let records_off = index_off + n * 4;
         let records_end = records_off + field(H_RECORDS_LEN);
         for (at, want) in [
             (H_RESERVED, 0),
             (H_BLOOM_OFF, bloom_off),
             (H_GRAM_OFF, gram_off),
-            (H_SLOTS_OFF, slots_off),
-            (H_LIST_OFF, list_off),
-            (H_ALWAYS_OFF, always_off),
+            (H_DIRECTORY_OFF, directory_off),
             (H_INDEX_OFF, index_off),
             (H_RECORDS_OFF, records_off),
             (H_SECTION_LEN, bytes::align8(records_end)),
@@ -1432,26 +1420,48 @@ impl<'a> GlobIndex<'a> {
             ));
         }
 
-        // Records lie back to back in id order; patterns are valid globs.
-        let mut data_offsets = Vec::with_capacity(n);
-        let mut runs = Vec::with_capacity(n);
-        let mut record_offs = Vec::with_capacity(n);
+        // Records lie back to back: the anchored ones by (key, id), then the others by id,
+        // every glob once, where the index says; patterns are valid globs filed under a key
+        // and check their matches produce, at a listed shape.
+        let mut data_offsets = vec![0u32; n];
+        let mut seen = vec![false; n];
+        let mut directory = Vec::with_capacity(self.bucket_count + 1);
+        let mut used_masks = [0u64; 3];
+        let mut keys = Vec::new();
+        let mut gram_codes = Vec::new();
+        let mut edges = Vec::new();
+        let mut previous: Option<(u64, u32)> = None;
         let mut next = records_off;
-        for id in 0..self.glob_count {
-            let at = index_off + id as usize * 4;
-            if field(at) != next {
-                return Err(Error::corrupt(
-                    at,
-                    format!("glob {id}: record at {}, expected at {next}", field(at)),
-                ));
+        for k in 0..n {
+            if k == anchored {
+                directory.resize(self.bucket_count + 1, next);
             }
             let head = bytes::slice(&s[..records_end], next, RECORD_HEAD, "glob record")?;
-            let (stored_id, data_offset, len) =
-                (le_u32(head, 0), le_u32(head, 4), le_u32(head, 8) as usize);
-            if stored_id != id {
+            let (key, check, id, data_offset, len) = (
+                le_u64(head, 0),
+                le_u32(head, 8),
+                le_u32(head, 12),
+                le_u32(head, 16),
+                le_u32(head, 20) as usize,
+            );
+            match seen.get_mut(id as usize) {
+                None => return Err(Error::corrupt(next + 12, format!("glob {id} of {n}"))),
+                Some(true) => {
+                    return Err(Error::corrupt(
+                        next + 12,
+                        format!("glob {id} has two records"),
+                    ))
+                }
+                Some(seen) => *seen = true,
+            }
+            let index_at = index_off + id as usize * 4;
+            if field(index_at) != next {
                 return Err(Error::corrupt(
-                    next,
-                    format!("record of glob {id} says it is glob {stored_id}"),
+                    index_at,
+                    format!(
+                        "glob {id}: index says record at {}, it is at {next}",
+                        field(index_at)
+                    ),
                 ));
             }
             // No padding between records: a wrong length shifts every later record.
@@ -1461,124 +1471,47 @@ impl<'a> GlobIndex<'a> {
             validate(text).map_err(|e| {
                 Error::corrupt(next + RECORD_HEAD + e.position, format!("glob {id}: {e}"))
             })?;
-            let (head, tail) = edge_hints(text.as_bytes());
-            if record[12..16] != [head.to_le_bytes(), tail.to_le_bytes()].concat() {
+            let (head_len, tail_len) = edge_hints(text.as_bytes());
+            if record[24..28] != [head_len.to_le_bytes(), tail_len.to_le_bytes()].concat() {
                 return Err(Error::corrupt(
-                    next + 12,
+                    next + 24,
                     format!("glob {id}: wrong literal head/tail lengths"),
                 ));
             }
             if data_offset as usize >= data_len {
                 return Err(Error::corrupt(
-                    next + 4,
+                    next + 16,
                     format!(
                         "glob {id}: data offset {data_offset} beyond the data section \
                          ({data_len} bytes)"
                     ),
                 ));
             }
-            data_offsets.push(data_offset);
-            runs.push(literal_runs(text.as_bytes(), self.fold).unwrap_or_default());
-            record_offs.push(next as u32);
-            next += record.len();
-        }
-        if next != records_end {
-            return Err(Error::corrupt(
-                H_RECORDS_LEN,
-                "glob records region has bytes no record uses",
-            ));
-        }
-        let id_of = |off: u32, at: usize| {
-            record_offs
-                .binary_search(&off)
-                .map(|id| id as u32)
-                .map_err(|_| Error::corrupt(at, format!("no glob record starts at {off}")))
-        };
-
-        // Every glob exactly once, each under a key and check its matches produce.
-        let mut seen = vec![false; n];
-        let mut mark = |id: u32, at: usize| -> Result<()> {
-            match seen.get_mut(id as usize) {
-                None => Err(Error::corrupt(
-                    at,
-                    format!("glob index lists glob {id} of {n}"),
-                )),
-                Some(true) => Err(Error::corrupt(
-                    at,
-                    format!("glob index lists glob {id} twice"),
-                )),
-                Some(seen) => {
-                    *seen = true;
-                    Ok(())
-                }
+            data_offsets[id as usize] = data_offset;
+            let order = if k < anchored { (key, id) } else { (0, id) };
+            if k != anchored && previous.is_some_and(|p| p >= order) {
+                return Err(Error::corrupt(
+                    next,
+                    format!("glob {id}: records out of order"),
+                ));
             }
-        };
-        let mut used_masks = [0u64; 3];
-        let mut hashes = Vec::new();
-        let mut gram_codes = Vec::new();
-        let mut edges = Vec::new();
-        let mut list_taken = 0usize;
-        let mut longest_probe = 0usize;
-        for i in 0..slot_count {
-            let at = slots_off + i * SLOT_LEN;
-            let (hash, a, b) = (le_u64(s, at), le_u32(s, at + 8), le_u32(s, at + 12));
-            if a | b == 0 {
-                if hash != 0 {
-                    return Err(Error::corrupt(at, "empty glob slot is not zeroed"));
+            previous = Some(order);
+            if k < anchored {
+                while directory.len() <= bucket_of(key, self.bucket_count) {
+                    directory.push(next);
                 }
-                continue;
-            }
-            let home = home_slot(hash, slot_count);
-            let distance = (i + slot_count - home) % slot_count;
-            for d in 0..distance {
-                let j = slots_off + ((home + d) % slot_count) * SLOT_LEN;
-                if le_u32(s, j + 8) | le_u32(s, j + 12) == 0 {
-                    return Err(Error::corrupt(
-                        at,
-                        "glob slot unreachable: an empty slot lies on its probe path",
-                    ));
-                }
-            }
-            longest_probe = longest_probe.max(distance + 1);
-            hashes.push(hash);
-            let entries: Vec<(u32, u32, usize)> = if a & INLINE_BIT != 0 {
-                vec![(a & !INLINE_BIT, b, at + 8)]
-            } else {
-                if b < 2 {
-                    return Err(Error::corrupt(at + 12, "glob bucket of fewer than 2 globs"));
-                }
-                let start = list_off + a as usize * ENTRY_LEN;
-                bytes::slice(s, start, b as usize * ENTRY_LEN, "glob bucket")?;
-                if start + b as usize * ENTRY_LEN > always_off {
-                    return Err(Error::corrupt(at + 8, "glob bucket runs past the list"));
-                }
-                list_taken += b as usize;
-                (0..b as usize)
-                    .map(|k| start + k * ENTRY_LEN)
-                    .map(|e| (le_u32(s, e), le_u32(s, e + 4), e))
-                    .collect()
-            };
-            for w in entries.windows(2) {
-                if w[0].0 >= w[1].0 {
-                    return Err(Error::corrupt(w[1].2, "glob bucket is not ascending"));
-                }
-            }
-            for (off, check, id_at) in entries {
-                let id = id_of(off, id_at)?;
-                mark(id, id_at)?;
+                let runs = literal_runs(text.as_bytes(), self.fold).unwrap_or_default();
                 let (kind, len, code) =
-                    reachable_shape(&runs[id as usize], hash, check, self.masks).ok_or_else(
-                        || {
-                            Error::corrupt(
-                                id_at,
-                                format!(
-                            "glob {id} is filed under a key or check its matches never produce"
-                        ),
-                            )
-                        },
-                    )?;
+                    reachable_shape(&runs, key, check, self.masks).ok_or_else(|| {
+                        Error::corrupt(
+                            next,
+                            format!(
+                                "glob {id} is filed under a key or check its matches never \
+                                 produce"
+                            ),
+                        )
+                    })?;
                 used_masks[kind as usize] |= 1 << (len - 1);
-                let runs = &runs[id as usize];
                 match kind {
                     Kind::Infix => gram_codes.extend(code),
                     Kind::Prefix => edges.push((kind, len, edge_byte(&runs[0].bytes, kind, len))),
@@ -1587,44 +1520,33 @@ impl<'a> GlobIndex<'a> {
                         edges.push((kind, len, edge_byte(run, kind, len)))
                     }
                 }
+                keys.push(key);
+            } else if key != 0 || check != 0 {
+                return Err(Error::corrupt(
+                    next,
+                    format!("glob {id} is verified for every query but has a key"),
+                ));
             }
+            next += record.len();
         }
-        if longest_probe != self.max_probe {
+        directory.resize(self.bucket_count + 1, next);
+        if next != records_end {
             return Err(Error::corrupt(
-                H_MAX_PROBE,
-                format!(
-                    "glob index max probe is {}, its table needs {longest_probe}",
-                    self.max_probe
-                ),
+                H_RECORDS_LEN,
+                "glob records region has bytes no record uses",
             ));
         }
-        if list_taken != list_len {
-            return Err(Error::corrupt(
-                H_LIST,
-                "glob bucket list has entries no slot uses",
-            ));
-        }
-        hashes.sort_unstable();
-        if hashes.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::corrupt(
-                slots_off,
-                "glob hash table holds a key twice",
-            ));
-        }
-        let mut previous = None;
-        for (i, b) in self.always.chunks_exact(4).enumerate() {
-            let (off, at) = (le_u32(b, 0), always_off + i * 4);
-            if previous.is_some_and(|p| p >= off) {
-                return Err(Error::corrupt(at, "glob always list is not ascending"));
+        for (i, &want) in directory.iter().enumerate() {
+            let at = directory_off + i * 4;
+            if field(at) != want {
+                return Err(Error::corrupt(
+                    at,
+                    format!(
+                        "glob directory bucket {i} starts at {}, expected {want}",
+                        field(at)
+                    ),
+                ));
             }
-            previous = Some(off);
-            mark(id_of(off, at)?, at)?;
-        }
-        if let Some(id) = seen.iter().position(|&s| !s) {
-            return Err(Error::corrupt(
-                0,
-                format!("glob {id} cannot be found through the index"),
-            ));
         }
         for (kind, at) in [(0, H_PREFIX_MASK), (1, H_SUFFIX_MASK), (2, H_INFIX_MASK)] {
             if used_masks[kind] != self.masks[kind] {
@@ -1640,15 +1562,13 @@ impl<'a> GlobIndex<'a> {
                 "glob edge filters do not match the keys",
             ));
         }
-        let bloom = build_bloom(hashes.into_iter(), self.bloom_words);
+        keys.dedup();
+        let bloom = build_bloom(keys.into_iter(), self.bloom_words);
         let gram_filter = build_gram_filter(gram_codes.into_iter(), self.gram_words);
         for (i, w) in bloom.iter().chain(&gram_filter).enumerate() {
             let at = bloom_off + i * 8;
             if le_u64(s, at) != *w {
-                return Err(Error::corrupt(
-                    at,
-                    "glob filters do not match the hash table",
-                ));
+                return Err(Error::corrupt(at, "glob filters do not match the records"));
             }
         }
         Ok(data_offsets)
@@ -2200,11 +2120,12 @@ mod tests {
             let (section, _) = sample_section(fold);
             let records_off = bytes::u32_le(&section, H_RECORDS_OFF, "").unwrap() as usize;
             let index_off = bytes::u32_le(&section, H_INDEX_OFF, "").unwrap() as usize;
-            // Record id, pattern length and literal edge fields.
+            // Record key, check, id, pattern length and literal edge fields (all but the
+            // data offset).
             let record_fields: Vec<usize> = (index_off..records_off)
                 .step_by(4)
                 .map(|at| bytes::u32_le(&section, at, "").unwrap() as usize)
-                .flat_map(|rec| (rec..rec + 4).chain(rec + 8..rec + 16))
+                .flat_map(|rec| (rec..rec + 16).chain(rec + 20..rec + RECORD_HEAD))
                 .collect();
             for pos in 0..section.len() {
                 for bit in 0..8 {
