@@ -168,7 +168,7 @@ const SHORT_FOLD_BUFFER: usize = 64;
 /// A shape used by fewer than 1 in this many anchored globs is dropped if its globs can move.
 const PRUNE_RATIO: usize = 500;
 /// Candidates gathered on the stack before spilling to the heap.
-const INLINE_CANDIDATES: usize = 32;
+const INLINE_CANDIDATES: usize = 16;
 
 // Header field offsets.
 const H_VERSION: usize = 8;
