@@ -273,10 +273,16 @@ fn bucket_of(hash: u64, bucket_count: usize) -> usize {
     ((hash as u128 * bucket_count as u128) >> 64) as usize
 }
 
-/// The longest length a shape mask lists.
+/// The longest length a (non-zero) shape mask lists.
 #[inline]
 fn longest(mask: u64) -> usize {
     64 - mask.leading_zeros() as usize
+}
+
+/// The shortest length a (non-zero) shape mask lists.
+#[inline]
+fn shortest(mask: u64) -> usize {
+    mask.trailing_zeros() as usize + 1
 }
 
 #[inline]
@@ -1201,7 +1207,7 @@ impl<'a> GlobIndex<'a> {
         // Hash forward (prefixes) and backward (suffixes) in one pass per end, probing at each
         // listed length whose edge filter has the byte just hashed (the key's edge byte). A
         // check as long as the key is the key's own hash.
-        if prefix_mask != 0 {
+        if prefix_mask != 0 && query.len() >= shortest(prefix_mask) {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(PREFIX_SEED);
             let mut shape = 0;
@@ -1229,7 +1235,7 @@ impl<'a> GlobIndex<'a> {
                 })?;
             }
         }
-        if suffix_mask != 0 {
+        if suffix_mask != 0 && query.len() >= shortest(suffix_mask) {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(SUFFIX_SEED);
             let mut shape = prefix_mask.count_ones() as usize;
