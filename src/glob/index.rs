@@ -1211,7 +1211,10 @@ impl<'a> GlobIndex<'a> {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(PREFIX_SEED);
             let mut shape = 0;
-            for (i, &b) in query.iter().take(longest(prefix_mask)).enumerate() {
+            for (i, &b) in query[..query.len().min(longest(prefix_mask))]
+                .iter()
+                .enumerate()
+            {
                 let b = fold_byte(b, fold);
                 h.push(b);
                 if prefix_mask >> i & 1 == 0 {
@@ -1239,7 +1242,11 @@ impl<'a> GlobIndex<'a> {
             let checks = CheckMemo::default();
             let mut h = Fnv::new(SUFFIX_SEED);
             let mut shape = prefix_mask.count_ones() as usize;
-            for (i, &b) in query.iter().rev().take(longest(suffix_mask)).enumerate() {
+            for (i, &b) in query[query.len().saturating_sub(longest(suffix_mask))..]
+                .iter()
+                .rev()
+                .enumerate()
+            {
                 let b = fold_byte(b, fold);
                 h.push(b);
                 if suffix_mask >> i & 1 == 0 {
