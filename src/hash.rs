@@ -1,9 +1,9 @@
 //! The hash functions stored in the file format. They are part of the format (docs/FORMAT.md
 //! defines them bit by bit): changing one changes every file, so they never change silently.
 //!
-//! * [`key_hash`] hashes a whole key (literal strings), 8 bytes at a time.
-//! * [`Fnv`] is the incremental byte-at-a-time hash of glob anchors, so one pass over a query
-//!   yields the hash of every prefix (or, walking backwards, every suffix) length.
+//! * [`key_hash`] hashes a whole key (literal strings, glob prefix and suffix anchors), 8 bytes
+//!   at a time.
+//! * [`Fnv`] is the byte-at-a-time hash of glob grams (a few bytes each).
 //!
 //! Both fold ASCII `A-Z` to `a-z` when the database is case-insensitive; other bytes (including
 //! all non-ASCII UTF-8) are hashed as they are.

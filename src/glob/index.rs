@@ -19,13 +19,13 @@
 //! otherwise. Then it drops (kind, length) shapes that fewer than 1 glob in 500 use, moving
 //! their globs to a shape that stays, since every query pays one probe per shape.
 //!
-//! A query hashes its prefixes (one forward pass), its suffixes (one backward pass) and its
-//! grams (one rolling window), only at the shapes the section lists. A prefix or suffix shape
-//! is probed only if the query's byte at the cut (the key's last byte for a prefix, its first
-//! for a suffix) is in the shape's *edge filter*, the set of those bytes over its keys: keys
-//! cut at a delimiter (`.evil.com`) make most lengths skip. Each gram is first tested against
-//! a small bitmap (at most 16 KiB, stays in L1), each hash against a Bloom filter (at most
-//! 128 KiB, one 64-bit word per key, stays in L2), and only then are records touched.
+//! A query hashes its prefixes and suffixes and its grams (one rolling window), only at the
+//! shapes the section lists. A prefix or suffix shape is hashed and probed only if the query's
+//! byte at the cut (the key's last byte for a prefix, its first for a suffix) is in the shape's
+//! *edge filter*, the set of those bytes over its keys: keys cut at a delimiter (`.evil.com`)
+//! make most lengths skip. Each gram is first tested against a small bitmap (at most 16 KiB,
+//! stays in L1), each hash against a Bloom filter (at most 128 KiB, one 64-bit word per key,
+//! stays in L2), and only then are records touched.
 //!
 //! Records of anchored globs are sorted by key and split into directory buckets by the key's
 //! top bits (about 4 globs per bucket; the directory, 4 bytes per bucket, stays in L2), so a
@@ -40,12 +40,11 @@
 //! # Hashes
 //!
 //! Bytes are ASCII-lowercased first when the database is case-insensitive.
-//! * prefix hash of `t[0..ℓ]`: `Fnv::new(0x7072_6566_6978_2e31)` (`crate::hash::Fnv`) fed
-//!   `t[0], t[1], ..`, `finish(ℓ)`;
-//! * suffix hash of the last `ℓ` bytes of `t`: `Fnv::new(0x7375_6666_6978_2e31)` fed from the
-//!   LAST byte backwards, `finish(ℓ)`;
-//! * infix hash of a gram or check span `g`: `Fnv::new(0x696e_6669_7878_2e31)` fed `g` in
-//!   order, `finish(g.len())`;
+//! * prefix hash of `t[0..ℓ]`: `key_hash(t[0..ℓ]) ^ 0x7072_6566_6978_2e31`
+//!   (`crate::hash::key_hash`, the literal section's hash);
+//! * suffix hash of the last `ℓ` bytes of `t`: `key_hash(t[n-ℓ..n]) ^ 0x7375_6666_6978_2e31`;
+//! * infix hash of a gram or check span `g`: `Fnv::new(0x696e_6669_7878_2e31)`
+//!   (`crate::hash::Fnv`) fed `g` in order, `finish(g.len())`;
 //! * check of an `n`-byte piece (1..=64) whose hash (of the anchor's kind) is `h`:
 //!   `(n - 1) << 26 | h >> 38` (u32). Prefix anchors check the first `n` bytes, suffix anchors
 //!   the last `n`, grams the `n` bytes starting where the gram starts;
@@ -107,7 +106,7 @@
 
 use crate::bytes;
 use crate::error::{Error, Result};
-use crate::hash::{fold_byte, Fnv};
+use crate::hash::{fold_byte, key_hash, Fnv};
 
 use super::pattern::{
     ascii_lowercase_word, glob_match_split, literal_edges, literal_runs, validate, LiteralRun,
@@ -201,18 +200,17 @@ enum Kind {
     Infix = 2,
 }
 
+/// The key (or check hash) of the prefix `piece`. Prefix and suffix pieces are hashed whole,
+/// eight bytes at a time, and only at the lengths a query probes (see `collect_as`).
 #[inline]
 fn prefix_key(piece: &[u8], fold: bool) -> u64 {
-    let mut h = Fnv::new(PREFIX_SEED);
-    piece.iter().for_each(|&b| h.push(fold_byte(b, fold)));
-    h.finish(piece.len())
+    key_hash(piece, fold) ^ PREFIX_SEED
 }
 
+/// The key (or check hash) of the suffix `piece` (its bytes in text order).
 #[inline]
 fn suffix_key(piece: &[u8], fold: bool) -> u64 {
-    let mut h = Fnv::new(SUFFIX_SEED);
-    piece.iter().rev().for_each(|&b| h.push(fold_byte(b, fold)));
-    h.finish(piece.len())
+    key_hash(piece, fold) ^ SUFFIX_SEED
 }
 
 #[inline]
@@ -271,12 +269,6 @@ fn gram_filter_bit(code: u64, words: usize) -> usize {
 #[inline]
 fn bucket_of(hash: u64, bucket_count: usize) -> usize {
     ((hash as u128 * bucket_count as u128) >> 64) as usize
-}
-
-/// The longest length a (non-zero) shape mask lists.
-#[inline]
-fn longest(mask: u64) -> usize {
-    64 - mask.leading_zeros() as usize
 }
 
 /// The shortest length a (non-zero) shape mask lists.
@@ -943,7 +935,10 @@ impl<'a> GlobIndex<'a> {
         if version != VERSION {
             return Err(Error::corrupt(
                 H_VERSION,
-                format!("glob index: unsupported version {version}"),
+                format!(
+                    "glob index: section version {version}, this matchy reads version {VERSION} \
+                     (rebuild the file with this matchy)"
+                ),
             ));
         }
         let flags = field(H_FLAGS);
@@ -1204,27 +1199,21 @@ impl<'a> GlobIndex<'a> {
     fn collect_as<const FOLD: bool>(&self, query: &[u8], out: &mut Candidates) -> Result<()> {
         let fold = FOLD;
         let [prefix_mask, suffix_mask, infix_mask] = self.masks;
-        // Hash forward (prefixes) and backward (suffixes) in one pass per end, probing at each
-        // listed length whose edge filter has the byte just hashed (the key's edge byte). A
-        // check as long as the key is the key's own hash.
+        // Prefixes and suffixes: at each listed length whose edge filter has the query's byte
+        // at the cut, hash the piece and probe. A check as long as the key is the key itself.
         if prefix_mask != 0 && query.len() >= shortest(prefix_mask) {
             let checks = CheckMemo::default();
-            let mut h = Fnv::new(PREFIX_SEED);
-            let mut shape = 0;
-            for (i, &b) in query[..query.len().min(longest(prefix_mask))]
-                .iter()
-                .enumerate()
-            {
-                let b = fold_byte(b, fold);
-                h.push(b);
-                if prefix_mask >> i & 1 == 0 {
+            let mut lengths = prefix_mask;
+            for shape in 0.. {
+                let len = lengths.trailing_zeros() as usize + 1;
+                if lengths == 0 || len > query.len() {
+                    break;
+                }
+                lengths &= lengths - 1;
+                if !self.edge_filter_has(shape, fold_byte(query[len - 1], fold)) {
                     continue;
                 }
-                shape += 1;
-                if !self.edge_filter_has(shape - 1, b) {
-                    continue;
-                }
-                let (len, key) = (i + 1, h.finish(i + 1));
+                let key = prefix_key(&query[..len], fold);
                 self.probe(key, out, |check| {
                     let n = check_len(check);
                     let ours = if n == len {
@@ -1240,23 +1229,18 @@ impl<'a> GlobIndex<'a> {
         }
         if suffix_mask != 0 && query.len() >= shortest(suffix_mask) {
             let checks = CheckMemo::default();
-            let mut h = Fnv::new(SUFFIX_SEED);
-            let mut shape = prefix_mask.count_ones() as usize;
-            for (i, &b) in query[query.len().saturating_sub(longest(suffix_mask))..]
-                .iter()
-                .rev()
-                .enumerate()
-            {
-                let b = fold_byte(b, fold);
-                h.push(b);
-                if suffix_mask >> i & 1 == 0 {
+            let mut lengths = suffix_mask;
+            for shape in prefix_mask.count_ones() as usize.. {
+                let len = lengths.trailing_zeros() as usize + 1;
+                if lengths == 0 || len > query.len() {
+                    break;
+                }
+                lengths &= lengths - 1;
+                let piece = &query[query.len() - len..];
+                if !self.edge_filter_has(shape, fold_byte(piece[0], fold)) {
                     continue;
                 }
-                shape += 1;
-                if !self.edge_filter_has(shape - 1, b) {
-                    continue;
-                }
-                let (len, key) = (i + 1, h.finish(i + 1));
+                let key = suffix_key(piece, fold);
                 self.probe(key, out, |check| {
                     let n = check_len(check);
                     let ours = if n == len {
@@ -1599,27 +1583,20 @@ fn reachable_shape(
 ) -> Option<(Kind, usize, Option<u64>)> {
     let n = check_len(check);
     let lengths = |mask: u64| (1..=64).filter(move |&len| mask >> (len - 1) & 1 != 0);
-    // One running hash per end, finished at each listed length.
-    let edge = |bytes: &mut dyn Iterator<Item = &u8>, seed: u64, mask: u64| {
-        let mut h = Fnv::new(seed);
-        for (i, &b) in bytes.take(64).enumerate() {
-            h.push(b);
-            if mask >> i & 1 != 0 && h.finish(i + 1) == hash {
-                return Some(i + 1);
-            }
-        }
-        None
+    // The listed length, if any, at which `key` of the run's first `len` bytes is `hash`.
+    let edge = |run: &[u8], mask: u64, key: &dyn Fn(usize) -> u64| {
+        lengths(mask).find(|&len| len <= run.len() && key(len) == hash)
     };
     if let Some(p) = runs.first().filter(|r| r.at_start).map(|r| &r.bytes[..]) {
         if n <= p.len() && pack_check(n, prefix_key(&p[..n], false)) == check {
-            if let Some(len) = edge(&mut p.iter(), PREFIX_SEED, masks[0]) {
+            if let Some(len) = edge(p, masks[0], &|len| prefix_key(&p[..len], false)) {
                 return Some((Kind::Prefix, len, None));
             }
         }
     }
     if let Some(p) = runs.last().filter(|r| r.at_end).map(|r| &r.bytes[..]) {
         if n <= p.len() && pack_check(n, suffix_key(&p[p.len() - n..], false)) == check {
-            if let Some(len) = edge(&mut p.iter().rev(), SUFFIX_SEED, masks[1]) {
+            if let Some(len) = edge(p, masks[1], &|len| suffix_key(&p[p.len() - len..], false)) {
                 return Some((Kind::Suffix, len, None));
             }
         }
@@ -2108,6 +2085,17 @@ mod tests {
             let _ = index.get(id);
         }
         Some(index.check(1000))
+    }
+
+    #[test]
+    fn a_section_of_another_version_asks_for_a_rebuild() {
+        let (mut section, _) = sample_section(false);
+        section[H_VERSION..H_VERSION + 4].copy_from_slice(&1u32.to_le_bytes());
+        let err = GlobIndex::new(&section, false).unwrap_err().to_string();
+        assert!(
+            err.contains("version 1") && err.contains("rebuild"),
+            "{err}"
+        );
     }
 
     #[test]
