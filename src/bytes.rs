@@ -4,6 +4,18 @@
 
 use crate::error::{Error, Result};
 
+/// The high bit (0x80) of each byte of `w` that equals `byte`, and no other bit: eight bytes
+/// compared at once. Exact, unlike the shorter `(x - 0x01..) & !x & 0x80..`, which may also flag
+/// bytes above a real match.
+#[inline]
+pub fn bytes_equal_to(w: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = w ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    // The add sets a byte's high bit iff its low seven bits are not all zero (no carry leaves
+    // the byte); `| x` adds the bytes whose own high bit is set. What stays clear is zero.
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
 /// `len` bytes at `off`, or a `Corrupt` error saying what was being read.
 #[inline]
 pub fn slice<'a>(buf: &'a [u8], off: usize, len: usize, what: &str) -> Result<&'a [u8]> {
@@ -50,4 +62,28 @@ pub fn to_usize(v: u64, off: usize, what: &str) -> Result<usize> {
 #[inline]
 pub const fn align8(n: usize) -> usize {
     (n + 7) & !7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_equal_to;
+
+    #[test]
+    fn bytes_equal_to_flags_exactly_the_equal_bytes() {
+        // Every byte value against every needle, beside neighbours that provoke borrows and
+        // carries (0x00, 0x01, 0x80, 0xFF) in both orders.
+        for needle in 0..=255u8 {
+            for b in 0..=255u8 {
+                let bytes = [b, 0x00, b, 0x01, 0x80, b, 0xFF, needle];
+                let expect = bytes.iter().enumerate().fold(0u64, |m, (i, &x)| {
+                    m | (u64::from(x == needle) << (8 * i + 7))
+                });
+                assert_eq!(
+                    bytes_equal_to(u64::from_le_bytes(bytes), needle),
+                    expect,
+                    "needle {needle:#x}, byte {b:#x}"
+                );
+            }
+        }
+    }
 }

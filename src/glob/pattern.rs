@@ -476,8 +476,6 @@ fn match_middle(middle: &[u8], text: &[u8], fold: bool) -> bool {
 /// first byte occurs) are found eight bytes at a time.
 #[inline]
 fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let last = haystack.len().checked_sub(needle.len())?;
     let first = if fold {
         needle[0].to_ascii_lowercase()
@@ -493,9 +491,7 @@ fn find(haystack: &[u8], needle: &[u8], fold: bool) -> Option<usize> {
         if fold {
             w = ascii_lowercase_word(w);
         }
-        let x = w ^ (first as u64 * ONES);
-        // High bit set in each byte of `x` that may be zero (the lowest one surely is).
-        let mut zeros = x.wrapping_sub(ONES) & !x & HIGH;
+        let mut zeros = crate::bytes::bytes_equal_to(w, first);
         while zeros != 0 {
             let j = i + zeros.trailing_zeros() as usize / 8;
             if j > last {

@@ -47,15 +47,10 @@ pub fn find_metadata_start(file: &[u8]) -> Result<usize> {
 
 /// Position of the last `needle` in `hay`, eight bytes at a time.
 fn rfind_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * needle as u64;
     let mut end = hay.len();
     while end >= 8 {
         let chunk: [u8; 8] = hay[end - 8..end].try_into().unwrap_or([0; 8]);
-        let x = u64::from_le_bytes(chunk) ^ pattern;
-        // Nonzero iff some byte of x is zero, i.e. some byte equals `needle`.
-        if x.wrapping_sub(ONES) & !x & HIGH != 0 {
+        if crate::bytes::bytes_equal_to(u64::from_le_bytes(chunk), needle) != 0 {
             break;
         }
         end -= 8;
