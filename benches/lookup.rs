@@ -233,11 +233,13 @@ fn bench_strings(c: &mut Criterion) {
         .map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97))
         .collect();
     let db = string_db("literals-1m.mxy", &literals);
-    // 50% hits: every other query is a key, the rest are near misses.
-    let queries: Vec<String> = (0..1 << 16)
-        .map(|i| {
+    // 50% hits, chosen at random (an alternating pattern would let the CPU predict every
+    // hit), the rest near misses; as many queries as keys, so the keys asked for do not all
+    // fit in the caches.
+    let queries: Vec<String> = (0..1 << 20)
+        .map(|_| {
             let k = &literals[(r.next() % literals.len() as u64) as usize];
-            if i % 2 == 0 {
+            if r.next() % 2 == 0 {
                 k.clone()
             } else {
                 format!("{k}.miss")
