@@ -1493,14 +1493,9 @@ mod tests {
         // 50K keys at load 2/3 give probe runs well past the eight fingerprints read as one
         // word: the byte-by-byte continuation must find what lies beyond, and stop at misses.
         let n = 50_000u64;
-        let mut b = LiteralTableBuilder::new(true);
-        let mut key = String::new();
-        for i in 0..n {
-            bench_key(i, &mut key);
-            b.add(&key, i as u32 * 3, i as u32);
-        }
-        let (section, _) = b.finish(KeepDuplicate::First).unwrap();
+        let section = bench_section(n);
         let table = LiteralTable::new(&section, true).unwrap();
+        let mut key = String::new();
         assert!(table.max_probe > WINDOW, "max probe {}", table.max_probe);
         let mut found_past_window = 0;
         for i in 0..n {
@@ -1524,19 +1519,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn large_table_agrees_with_batch() {
-        let n = 50_000u64;
+    /// A case-insensitive section of `n` distinct `bench_key`s, key `i` with data offset `3i`.
+    fn bench_section(n: u64) -> Vec<u8> {
         let mut b = LiteralTableBuilder::new(true);
         let mut key = String::new();
         for i in 0..n {
             bench_key(i, &mut key);
-            b.add(&key, i as u32, i as u32);
+            b.add(&key, i as u32 * 3, i as u32);
         }
         let (section, pairs) = b.finish(KeepDuplicate::First).unwrap();
         assert!(pairs.is_empty());
+        section
+    }
+
+    #[test]
+    fn large_table_agrees_with_batch() {
+        let n = 50_000u64;
+        let section = bench_section(n);
         let table = LiteralTable::new(&section, true).unwrap();
-        assert_eq!(table.check(n as usize).unwrap().len(), n as usize);
+        assert_eq!(table.check(3 * n as usize).unwrap().len(), n as usize);
+        let mut key = String::new();
         let mut rng = Rng(1);
         let queries: Vec<String> = (0..5000)
             .map(|_| {
