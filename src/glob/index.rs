@@ -16,8 +16,9 @@
 //! The builder counts, over all globs, how many share each candidate key and each check (see
 //! below), and files each glob where a query reaching it does the least work: prefix or suffix
 //! at the largest class unless very many globs share that literal (`*[0-9].com`), a gram
-//! otherwise. Then it drops (kind, length) shapes that fewer than 1 glob in 500 use, moving
-//! their globs to a shape that stays, since every query pays one probe per shape.
+//! otherwise: a rare one whose check reaches past it (see `choose_gram`). Then it drops
+//! (kind, length) shapes that fewer than 1 glob in 500 use, moving their globs to a shape that
+//! stays, since every query pays one probe per shape.
 //!
 //! A query hashes its prefixes and suffixes and its grams (one rolling window), only at the
 //! shapes the section lists. A prefix or suffix shape is hashed and probed only if the query's
@@ -160,6 +161,8 @@ const READER_MAX_WORDS: u32 = 1 << 24;
 const VERIFY_WEIGHT: u64 = 8;
 /// ...and a gram anchor this much on top, for being probed at every query position.
 const INFIX_BASE: u64 = 64;
+/// Globs that may share a gram key before [`choose_gram`] stops preferring it for its check.
+const SHARED_GRAM_LIMIT: u64 = 32;
 /// Queries up to this long are ASCII-folded once into a stack buffer before hashing (a small
 /// buffer for the common short query, so it costs little to set up).
 const FOLD_BUFFER: usize = 256;
@@ -483,8 +486,7 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
                     *a,
                 );
             }
-            let rarest = grams.iter().min_by_key(|&&(g, _, _)| (gram_counts[&g], g));
-            let gram = rarest.map(|&(g, r, at)| {
+            let gram = choose_gram(grams, runs, &gram_counts).map(|&(g, r, at)| {
                 let run = &runs[r].bytes;
                 (
                     gram_counts[&g],
@@ -500,6 +502,26 @@ fn choose_anchors(all_runs: &[Vec<LiteralRun>]) -> Vec<Option<Anchor>> {
         .collect();
     prune_shapes(&mut anchors, all_runs, &gram_anchors);
     anchors
+}
+
+/// A glob's gram anchor: the rarest of its grams whose check reaches past the gram (the check
+/// hashes the run from the gram on), if at most [`SHARED_GRAM_LIMIT`] globs share it; else its
+/// rarest gram. The rarest gram alone is often a run's last bytes (`0390` of `*mid20390*`),
+/// whose check is the gram itself: every query holding those digits would verify the glob,
+/// while `2039`, checked as `20390`, or `d203` (`d20390`) is reached by few.
+fn choose_gram<'g>(
+    grams: &'g [(u64, usize, usize)],
+    runs: &[LiteralRun],
+    gram_counts: &HashMap<u64, u64>,
+) -> Option<&'g (u64, usize, usize)> {
+    let rarest = |gram: &&(u64, usize, usize)| (gram_counts[&gram.0], gram.0);
+    grams
+        .iter()
+        .filter(|&&(g, r, at)| {
+            runs[r].bytes.len() - at > MAX_GRAM && gram_counts[&g] <= SHARED_GRAM_LIMIT
+        })
+        .min_by_key(rarest)
+        .or_else(|| grams.iter().min_by_key(rarest))
 }
 
 /// Every query probes every shape some glob uses, so a shape few globs use costs more than it
@@ -2039,6 +2061,23 @@ mod tests {
         assert_eq!(matches(&index, "www.longer-name.com"), vec![1000]);
         assert_eq!(matches(&index, "x.dom0042.com"), vec![42]);
         assert_eq!(matches(&index, "x.shorter-name.com"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn gram_anchors_prefer_a_check_longer_than_the_gram() {
+        // Each glob's rarest gram is its run's last four digits, whose check would be those
+        // digits alone; filed there, every query holding them (`a.m1039048.com` holds `0390`)
+        // would verify the glob. Filed under a shared gram checked beyond itself, none does.
+        let globs = ["*mid20390*dle*", "*mid20391*dle*", "*mid20392*dle*"];
+        let section = build(&globs, false);
+        let index = GlobIndex::new(&section, false).unwrap();
+        index.check(10_000).unwrap();
+        for q in ["a.m1039048.com", "x0391x", "0392", "mid0390dle"] {
+            let mut candidates = Candidates::new();
+            index.collect(q.as_bytes(), &mut candidates).unwrap();
+            assert_eq!(candidates.sorted(), &[] as &[u64], "{q}");
+        }
+        assert_eq!(matches(&index, "xmid20391-dle"), vec![1]);
     }
 
     #[test]
