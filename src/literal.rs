@@ -755,74 +755,57 @@ impl<'a> LiteralTable<'a> {
 
     #[inline(always)]
     fn lookup_hashed(&self, query: &[u8], hash: u64) -> Result<Option<LiteralHit<'a>>> {
-        let fp = fingerprint(hash);
-        let (home, end) = self.probe_run(hash);
-        if home >= end {
-            return Ok(None);
-        }
+        let run = self.probe_run(hash);
         // The slot line is fetched together with the fingerprints rather than after them: a hit
         // then waits for two memory reads in a row (fingerprint and slot, key record) instead
         // of three.
-        prefetch(self.slots, home * 8);
-        let rest = match self.first_window(fp, home, end) {
-            Some((mut candidates, ended)) => {
-                while candidates != 0 {
-                    let slot = home + candidates.trailing_zeros() as usize / 8;
-                    candidates &= candidates - 1;
-                    if let Some(hit) = self.verify(slot, query)? {
-                        return Ok(Some(hit));
-                    }
-                }
-                if ended {
-                    return Ok(None);
-                }
-                home + WINDOW
-            }
-            None => home,
-        };
-        for slot in rest..end {
-            match self.fingerprints[slot] {
-                0 => return Ok(None),
-                f if f == fp => {
-                    if let Some(hit) = self.verify(slot, query)? {
-                        return Ok(Some(hit));
-                    }
-                }
-                _ => {}
+        prefetch(self.slots, run.home * 8);
+        for slot in run {
+            if let Some(hit) = self.verify(slot, query)? {
+                return Ok(Some(hit));
             }
         }
         Ok(None)
     }
 
-    /// The slots a key with this hash may occupy: `home..end`, empty when the table is.
+    /// The slots of `hash`'s probe run whose fingerprint matches, in order. The first
+    /// [`WINDOW`] fingerprints are read as one word (when the table has that many from the home
+    /// slot on): their matches before the run ends are found without a branch per slot, whose
+    /// exit, at a random probe length, the CPU cannot predict. Longer runs go on byte by byte.
     #[inline(always)]
-    fn probe_run(&self, hash: u64) -> (usize, usize) {
+    fn probe_run(&self, hash: u64) -> ProbeRun<'a> {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let fp = fingerprint(hash);
         let home = home_slot(hash, self.home_slots);
         let end = home
             .saturating_add(self.max_probe)
             .saturating_add(1)
             .min(self.fingerprints.len());
-        (home, end)
-    }
-
-    /// The first [`WINDOW`] fingerprints of the run `home..end`, read as one word: the slots
-    /// holding `fp` before the run ends (as the high bits of their bytes, slot `home + i` at bit
-    /// `8i + 7`), and whether the run ends inside the window (an empty slot, or `end`). `None`
-    /// when fewer than eight fingerprints follow `home` in the table. One word instead of a byte
-    /// loop whose exit, at a random probe length, the CPU cannot predict.
-    #[inline(always)]
-    fn first_window(&self, fp: u8, home: usize, end: usize) -> Option<(u64, bool)> {
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let window = self.fingerprints.get(home..home.checked_add(WINDOW)?)?;
-        let word = u64::from_le_bytes(window.try_into().ok()?);
-        let in_run = match end - home {
-            n if n >= WINDOW => u64::MAX,
-            n => (1u64 << (8 * n)) - 1,
+        let mut run = ProbeRun {
+            fingerprints: self.fingerprints,
+            fp,
+            home,
+            window: 0,
+            next: home,
+            end,
         };
-        let stops = (bytes::bytes_equal_to(word, 0) | !in_run) & HIGH;
-        // Every bit below the first stop (all of them if the run goes on past the window).
-        let before_stop = (stops & stops.wrapping_neg()).wrapping_sub(1);
-        Some((bytes::bytes_equal_to(word, fp) & before_stop, stops != 0))
+        let word = home
+            .checked_add(WINDOW)
+            .and_then(|window_end| self.fingerprints.get(home..window_end))
+            .and_then(|window| window.try_into().ok())
+            .map(u64::from_le_bytes);
+        if let (Some(word), true) = (word, home < end) {
+            let in_run = match end - home {
+                n if n >= WINDOW => u64::MAX,
+                n => (1u64 << (8 * n)) - 1,
+            };
+            let stops = (bytes::bytes_equal_to(word, 0) | !in_run) & HIGH;
+            // Every bit below the first stop (all of them if the run goes on past the window).
+            let before_stop = (stops & stops.wrapping_neg()).wrapping_sub(1);
+            run.window = bytes::bytes_equal_to(word, fp) & before_stop;
+            run.next = if stops != 0 { end } else { home + WINDOW };
+        }
+        run
     }
 
     /// The entry in `slot` if its key equals `query`.
@@ -839,27 +822,7 @@ impl<'a> LiteralTable<'a> {
     /// The first slot whose fingerprint matches `hash`, if the probe run has one.
     #[inline]
     fn first_candidate(&self, hash: u64) -> Option<usize> {
-        let fp = fingerprint(hash);
-        let (home, end) = self.probe_run(hash);
-        if home >= end {
-            return None;
-        }
-        let rest = match self.first_window(fp, home, end) {
-            Some((candidates, _)) if candidates != 0 => {
-                return Some(home + candidates.trailing_zeros() as usize / 8)
-            }
-            Some((_, true)) => return None,
-            Some((_, false)) => home + WINDOW,
-            None => home,
-        };
-        for slot in rest..end {
-            match self.fingerprints[slot] {
-                0 => return None,
-                f if f == fp => return Some(slot),
-                _ => {}
-            }
-        }
-        None
+        self.probe_run(hash).next()
     }
 
     #[inline]
@@ -884,6 +847,41 @@ impl<'a> LiteralTable<'a> {
         let offset = self.slot_offset(slot)?;
         let (key, data_offset) = self.record(offset)?;
         Ok(LiteralHit { key, data_offset })
+    }
+}
+
+/// The slots of one probe run whose fingerprint matches (see [`LiteralTable::probe_run`]).
+struct ProbeRun<'a> {
+    fingerprints: &'a [u8],
+    fp: u8,
+    home: usize,
+    /// Matches among the first `WINDOW` slots not yet returned: bit `8i + 7` for `home + i`.
+    window: u64,
+    /// The next slot to test byte by byte, up to `end` (`end` once the run has ended).
+    next: usize,
+    end: usize,
+}
+
+impl Iterator for ProbeRun<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.window != 0 {
+            let slot = self.home + self.window.trailing_zeros() as usize / 8;
+            self.window &= self.window - 1;
+            return Some(slot);
+        }
+        while self.next < self.end {
+            let slot = self.next;
+            self.next += 1;
+            match self.fingerprints[slot] {
+                0 => self.next = self.end,
+                f if f == self.fp => return Some(slot),
+                _ => {}
+            }
+        }
+        None
     }
 }
 
