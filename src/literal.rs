@@ -872,6 +872,18 @@ impl Iterator for ProbeRun<'_> {
             self.window &= self.window - 1;
             return Some(slot);
         }
+        if self.next < self.end {
+            return self.next_past_window();
+        }
+        None
+    }
+}
+
+impl ProbeRun<'_> {
+    /// Runs longer than the window, and homes near the table's end: byte by byte, out of line
+    /// (rare, and kept out of the lookup's hot path).
+    #[inline(never)]
+    fn next_past_window(&mut self) -> Option<usize> {
         while self.next < self.end {
             let slot = self.next;
             self.next += 1;
