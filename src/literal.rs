@@ -6,16 +6,21 @@
 //! # Design
 //!
 //! One hash per key ([`key_hash`], ASCII-folded in case-insensitive databases), a 1-byte
-//! fingerprint array probed linearly (a miss usually costs one cache line), a parallel array of
-//! 8-byte slots pointing at key records, and a full-key compare on a fingerprint match. Slots are
-//! placed in order of their home slot (the layout Robin Hood hashing converges to), so every
-//! probe run is contiguous, probe lengths are as short as linear probing allows, and the largest
-//! displacement is stored so no lookup probes further. A lookup reads the first eight
-//! fingerprints of its run as one word (matches and the run's end found without a
-//! branch per slot). A miss usually touches one cache line (fingerprints: 1.5 bytes per key,
-//! the part most likely to stay cached); a hit also needs the slot line, fetched together with
-//! the fingerprints, and then the key record. `lookup_batch` overlaps these memory waits across
-//! a group of keys with software prefetches.
+//! fingerprint array probed linearly (a miss usually costs one cache line), and a full-key
+//! compare on a fingerprint match. Slots are placed in order of their home slot (the layout
+//! Robin Hood hashing converges to), so every probe run is contiguous, probe lengths are as
+//! short as linear probing allows, and the largest displacement is stored so no lookup probes
+//! further. A lookup reads the first eight fingerprints of its run as one word (matches and the
+//! run's end found without a branch per slot).
+//!
+//! Key records sit in the pool in slot order, and a small directory gives where the records of
+//! each group of eight slots begin; a slot's record is found by skipping the records of the
+//! occupied slots before it in its group (their count is in the fingerprint word). The
+//! directory (half a byte per slot) replaces an 8-byte pointer per slot: a hit waits for the
+//! fingerprint and directory lines (fetched together, both small enough to stay cached), then
+//! the record's lines, and the table's memory footprint is the pool plus 1.9 bytes per slot,
+//! which keeps more of a large pool in the last-level cache. `lookup_batch` overlaps these
+//! memory waits across a group of keys with software prefetches.
 //!
 //! # Section layout (little-endian; offsets relative to the section start, which is 8-aligned)
 //!
@@ -23,23 +28,26 @@
 //! offset  size  field
 //!      0     4  magic b"MXLT"
 //!      4     4  crc32 (IEEE, as crc32fast) of section bytes [8, section_len)
-//!      8     2  version = 1
-//!     10     2  flags: bit 0 = case-insensitive (keys hashed/compared ASCII-folded); other bits 0
+//!      8     2  version = 2
+//!     10     2  flags: bit 0 = case-insensitive (keys hashed/compared ASCII-folded);
+//!                 bit 1 = wide directory (u64 entries), set iff 48 + P > 2^32 - 1; other bits 0
 //!     12     4  entry_count n (u32, at most 2^30)
 //!     16     4  max_probe: largest (slot - home slot) of any entry
 //!     20     4  reserved, 0
 //!     24     8  home_slots S: 0 if n == 0, else ceil(3n / 2) (load factor 2/3)
 //!     32     8  table_slots T: max(S, last occupied slot + 1), so S <= T <= S + n
 //!     40     8  pool_len P: bytes of key records
-//!     48     P  key pool: n records, in insertion order of the kept keys, each
-//!                 u32 key_len, u32 data_offset (into the MMDB data section), key_len bytes of
-//!                 UTF-8 key exactly as inserted (original case)
-//!   align8(48 + P) = SLOTS
-//!  SLOTS   8T  slots: u64 offset of the slot's key record (section-relative), 0 if empty
-//!  SLOTS+8T  T fingerprints: one byte per slot, 0 = empty
-//!   align8(SLOTS + 9T) = SELECT
-//!  SELECT  4*ceil(n/64)  select directory: u32 slot of entry 0, 64, 128, ...
-//!   align8(SELECT + 4*ceil(n/64)) = section_len
+//!     48     P  key pool: n records, one per occupied slot, in slot order, each
+//!                 u32 data_offset (into the MMDB data section),
+//!                 u8 len8: the key length if below 255, else 255 followed by u32 key_len,
+//!                 the key's bytes: UTF-8 exactly as inserted (original case)
+//!   align8(48 + P) = DIR
+//!    DIR   w*(G+1)  group directory, G = ceil(T / 8), w = 4 (or 8 when wide): entry g is the
+//!                 section offset of the first record of a slot >= 8g (48 + P if none);
+//!                 entry G is 48 + P
+//!   align8(DIR + w*(G+1)) = FP
+//!     FP   T  fingerprints: one byte per slot, 0 = empty
+//!   FP + 8G = section_len (the 8G - T bytes after the fingerprints are zero)
 //! ```
 //! All padding bytes are zero.
 //!
@@ -52,10 +60,10 @@
 //! 0 sits in its home slot and entry `i+1` in slot `max(home(i+1), slot(i) + 1)`, so every slot
 //! between an entry's home and its own slot is occupied. Lookup probes slots
 //! `home ..= min(home + max_probe, T - 1)` in order, stopping at the first empty slot; on a
-//! fingerprint match it compares the record's key with the query (byte equality, or
-//! ASCII-case-insensitive equality when folding) and returns the first equal one.
-//! Only the order of records in the pool is free (the builder uses insertion order); everything
-//! else follows from the key set, and `check` insists on it.
+//! fingerprint match it finds the slot's record (directory entry `slot / 8`, then one record
+//! per occupied slot from `8 * (slot / 8)` up to `slot`), and compares the record's key with
+//! the query (byte equality, or ASCII-case-insensitive equality when folding); it returns the
+//! first equal one. Everything follows from the key set, and `check` insists on it.
 
 use crate::bytes;
 use crate::error::{Error, Result};
@@ -68,20 +76,22 @@ pub use crate::mmdb::tree_builder::KeepDuplicate;
 pub type DuplicatePairs = Vec<(u32, u32)>;
 
 const MAGIC: [u8; 4] = *b"MXLT";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const FLAG_FOLD: u16 = 1;
+const FLAG_WIDE: u16 = 2;
 const HEADER_LEN: usize = 48;
-const RECORD_HEADER_LEN: usize = 8;
-/// Entries per select-directory sample: `get` scans at most this many occupied slots.
-const SELECT_STRIDE: usize = 64;
+/// Slots per group directory entry.
+const GROUP: usize = 8;
+/// `len8` value announcing a u32 key length.
+const LONG_KEY: u8 = 255;
 /// Keeps `home_slots` below 2^32 (the home slot is a 32x32-bit fast range) and entry ids in u32.
 const MAX_ENTRIES: usize = 1 << 30;
-/// How many slots ahead `check` prefetches key records.
-const CHECK_PREFETCH_DISTANCE: usize = 16;
 /// Keys per group in `lookup_batch` (16, 32 and 64 measured alike).
 const BATCH_GROUP: usize = 32;
 /// Fingerprints a lookup reads as one word before probing byte by byte.
 const WINDOW: usize = 8;
+/// The high bit of each byte of a word.
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// Number of home slots for `n` entries (load factor 2/3).
 fn home_slots_for(n: usize) -> u64 {
@@ -112,37 +122,96 @@ fn cmp_keys(a: &[u8], b: &[u8], fold: bool) -> Ordering {
         .cmp(b.iter().map(|&x| fold_byte(x, fold)))
 }
 
+/// Bytes before the key in a record whose key is `key_len` bytes long.
+#[inline]
+fn record_header_len(key_len: usize) -> usize {
+    if key_len < usize::from(LONG_KEY) {
+        5
+    } else {
+        9
+    }
+}
+
+/// Appends a record (the section's encoding, also used by the builder's staging pool).
+fn push_record(pool: &mut Vec<u8>, key: &[u8], data_offset: u32) {
+    pool.extend_from_slice(&data_offset.to_le_bytes());
+    match u8::try_from(key.len()) {
+        Ok(len8) if len8 < LONG_KEY => pool.push(len8),
+        _ => {
+            pool.push(LONG_KEY);
+            pool.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        }
+    }
+    pool.extend_from_slice(key);
+}
+
+/// The record at `at` in `pool`: (key, data_offset, offset just past the record), or `None`
+/// if it runs past the end.
+#[inline(always)]
+fn read_record(pool: &[u8], at: usize) -> Option<(&[u8], u32, usize)> {
+    let head = pool.get(at..at.checked_add(5)?)?;
+    let data_offset = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let (key_len, key_at) = if head[4] != LONG_KEY {
+        (usize::from(head[4]), at + 5)
+    } else {
+        read_long_key_len(pool, at)?
+    };
+    let end = key_at.checked_add(key_len)?;
+    Some((pool.get(key_at..end)?, data_offset, end))
+}
+
+/// (key length, key offset) of a record at `at` holding a key of 255 bytes or more.
+#[inline(never)]
+fn read_long_key_len(pool: &[u8], at: usize) -> Option<(usize, usize)> {
+    let len = pool.get(at + 5..at.checked_add(9)?)?;
+    let key_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    Some((key_len, at + 9))
+}
+
+/// Whether directory entries up to `pool_end` need 8 bytes. (Tests force wide directories to
+/// exercise them without building a 4 GiB pool.)
+fn needs_wide_directory(pool_end: usize) -> bool {
+    #[cfg(test)]
+    if tests::FORCE_WIDE.with(|force| force.get()) {
+        return true;
+    }
+    pool_end > u32::MAX as usize
+}
+
 /// Byte offsets of each section part, derived from the header counts.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     pool_end: usize,
-    slots: usize,
+    directory: usize,
+    directory_len: usize,
     fingerprints: usize,
-    select: usize,
-    select_len: usize,
     end: usize,
+    wide: bool,
 }
 
 impl Layout {
-    fn new(table_slots: usize, pool_len: usize, entries: usize) -> Option<Layout> {
+    fn new(table_slots: usize, pool_len: usize) -> Option<Layout> {
         let pool_end = HEADER_LEN.checked_add(pool_len)?;
-        let slots = pool_end.checked_add(7)? & !7;
-        let fingerprints = slots.checked_add(table_slots.checked_mul(8)?)?;
-        let select = fingerprints.checked_add(table_slots)?.checked_add(7)? & !7;
-        let select_len = entries.div_ceil(SELECT_STRIDE) * 4;
-        let end = select.checked_add(select_len)?.checked_add(7)? & !7;
+        let wide = needs_wide_directory(pool_end);
+        let groups = table_slots.div_ceil(GROUP);
+        let directory = pool_end.checked_add(7)? & !7;
+        let directory_len = groups
+            .checked_add(1)?
+            .checked_mul(if wide { 8 } else { 4 })?;
+        let fingerprints = directory.checked_add(directory_len)?.checked_add(7)? & !7;
+        let end = fingerprints.checked_add(groups.checked_mul(GROUP)?)?;
         Some(Layout {
             pool_end,
-            slots,
+            directory,
+            directory_len,
             fingerprints,
-            select,
-            select_len,
             end,
+            wide,
         })
     }
 }
 
-/// A key waiting to be placed: its hash and the offset of its record in the pool.
+/// A key waiting to be placed: its hash and the offset of its record in the staging pool.
 #[derive(Clone, Copy)]
 struct PendingKey {
     hash: u64,
@@ -153,12 +222,13 @@ struct PendingKey {
 /// Marks a dropped duplicate until it is removed.
 const DROPPED: u64 = u64::MAX;
 
-/// Collects keys and writes the literal section. Memory: the key records in one byte pool plus
-/// 24 bytes per key; no per-key allocation.
+/// Collects keys and writes the literal section. Memory: the key records in one staging pool
+/// plus 24 bytes per key, no per-key allocation; writing the section copies the records into
+/// slot order.
 pub struct LiteralTableBuilder {
     fold: bool,
-    /// The section under construction: header placeholder, then the key pool.
-    buf: Vec<u8>,
+    /// Records in insertion order (the section's record encoding).
+    staging: Vec<u8>,
     keys: Vec<PendingKey>,
     error: Option<Error>,
 }
@@ -167,7 +237,7 @@ impl LiteralTableBuilder {
     pub fn new(fold: bool) -> Self {
         LiteralTableBuilder {
             fold,
-            buf: vec![0; HEADER_LEN],
+            staging: Vec::new(),
             keys: Vec::new(),
             error: None,
         }
@@ -179,23 +249,21 @@ impl LiteralTableBuilder {
         if self.error.is_some() {
             return;
         }
-        let Ok(key_len) = u32::try_from(key.len()) else {
+        if u32::try_from(key.len()).is_err() {
             self.error = Some(Error::Build(format!(
                 "literal key of {} bytes is longer than 4 GiB",
                 key.len()
             )));
             return;
-        };
+        }
         if self.keys.len() >= MAX_ENTRIES {
             self.error = Some(Error::Build(format!(
                 "more than {MAX_ENTRIES} literal keys"
             )));
             return;
         }
-        let offset = self.buf.len() as u64;
-        self.buf.extend_from_slice(&key_len.to_le_bytes());
-        self.buf.extend_from_slice(&data_offset.to_le_bytes());
-        self.buf.extend_from_slice(key.as_bytes());
+        let offset = self.staging.len() as u64;
+        push_record(&mut self.staging, key.as_bytes(), data_offset);
         self.keys.push(PendingKey {
             hash: key_hash(key.as_bytes(), self.fold),
             offset,
@@ -209,7 +277,7 @@ impl LiteralTableBuilder {
     pub fn finish(self, keep: KeepDuplicate) -> Result<(Vec<u8>, DuplicatePairs)> {
         let LiteralTableBuilder {
             fold,
-            mut buf,
+            staging,
             mut keys,
             error,
         } = self;
@@ -219,87 +287,98 @@ impl LiteralTableBuilder {
         // Sorting by the low hash half first sorts by home slot (a monotone function of it) and
         // groups equal hashes; `drop_duplicates` then orders each group by key.
         keys.sort_unstable_by_key(|k| (k.hash.rotate_left(32), k.offset));
-        let duplicates = drop_duplicates(&mut buf, &mut keys, fold, keep);
-        Ok((write_tables(buf, keys, fold)?, duplicates))
+        let duplicates = drop_duplicates(&staging, &mut keys, fold, keep);
+        Ok((write_tables(staging, keys, fold)?, duplicates))
     }
 }
 
-/// Appends the slot, fingerprint and select tables for `keys` (in entry order) to `buf` (header
-/// placeholder + pool) and fills in the header.
-fn write_tables(mut buf: Vec<u8>, keys: Vec<PendingKey>, fold: bool) -> Result<Vec<u8>> {
+/// Writes the section for `keys` (in entry order, records in `staging`): header, records in
+/// slot order, group directory, fingerprints.
+fn write_tables(staging: Vec<u8>, keys: Vec<PendingKey>, fold: bool) -> Result<Vec<u8>> {
     let n = keys.len();
     let home_slots = home_slots_for(n);
-    let pool_len = buf.len() - HEADER_LEN;
+    let record_len = |k: &PendingKey| {
+        let (_, _, end) = read_record(&staging, k.offset as usize).expect("staged record");
+        end - k.offset as usize
+    };
 
-    // First pass: where the last entry lands and how far any entry is displaced.
+    // First pass: where the last entry lands, how far any entry is displaced, pool size.
     let mut max_probe = 0usize;
     let mut next_free = 0usize;
+    let mut pool_len = 0usize;
     for k in &keys {
         let home = home_slot(k.hash, home_slots);
         let slot = home.max(next_free);
         max_probe = max_probe.max(slot - home);
         next_free = slot + 1;
+        pool_len += record_len(k);
     }
     let table_slots = (home_slots as usize).max(next_free);
-    let layout = Layout::new(table_slots, pool_len, n)
+    let layout = Layout::new(table_slots, pool_len)
         .ok_or_else(|| Error::Build("literal section too large".into()))?;
 
-    buf.reserve_exact(layout.end - buf.len());
-    buf.resize(layout.end, 0);
-    let mut select = Vec::with_capacity(n.div_ceil(SELECT_STRIDE));
+    let mut section = Vec::with_capacity(layout.end);
+    section.resize(HEADER_LEN, 0);
+    let groups = table_slots.div_ceil(GROUP);
+    let mut directory: Vec<u64> = Vec::with_capacity(groups + 1);
+    let mut fingerprints = vec![0u8; groups * GROUP];
     let mut next_free = 0usize;
-    for (entry, k) in keys.iter().enumerate() {
+    for k in &keys {
         let slot = home_slot(k.hash, home_slots).max(next_free);
         next_free = slot + 1;
-        let at = layout.slots + slot * 8;
-        buf[at..at + 8].copy_from_slice(&k.offset.to_le_bytes());
-        buf[layout.fingerprints + slot] = fingerprint(k.hash);
-        if entry % SELECT_STRIDE == 0 {
-            select.push(slot as u32);
+        while directory.len() <= slot / GROUP {
+            directory.push(section.len() as u64);
+        }
+        fingerprints[slot] = fingerprint(k.hash);
+        let at = k.offset as usize;
+        section.extend_from_slice(&staging[at..at + record_len(k)]);
+    }
+    drop(staging);
+    drop(keys);
+    directory.resize(groups + 1, section.len() as u64);
+    section.resize(layout.directory, 0);
+    for entry in directory {
+        if layout.wide {
+            section.extend_from_slice(&entry.to_le_bytes());
+        } else {
+            section.extend_from_slice(&(entry as u32).to_le_bytes());
         }
     }
-    drop(keys);
-    for (i, slot) in select.iter().enumerate() {
-        let at = layout.select + i * 4;
-        buf[at..at + 4].copy_from_slice(&slot.to_le_bytes());
-    }
+    section.resize(layout.fingerprints, 0);
+    section.extend_from_slice(&fingerprints);
+    debug_assert_eq!(section.len(), layout.end);
 
-    buf[0..4].copy_from_slice(&MAGIC);
-    buf[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    let flags = if fold { FLAG_FOLD } else { 0 };
-    buf[10..12].copy_from_slice(&flags.to_le_bytes());
-    buf[12..16].copy_from_slice(&(n as u32).to_le_bytes());
-    buf[16..20].copy_from_slice(&(max_probe as u32).to_le_bytes());
-    buf[24..32].copy_from_slice(&home_slots.to_le_bytes());
-    buf[32..40].copy_from_slice(&(table_slots as u64).to_le_bytes());
-    buf[40..48].copy_from_slice(&(pool_len as u64).to_le_bytes());
-    let crc = crc32fast::hash(&buf[8..]);
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
-    Ok(buf)
+    section[0..4].copy_from_slice(&MAGIC);
+    section[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    let flags = if fold { FLAG_FOLD } else { 0 } | if layout.wide { FLAG_WIDE } else { 0 };
+    section[10..12].copy_from_slice(&flags.to_le_bytes());
+    section[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+    section[16..20].copy_from_slice(&(max_probe as u32).to_le_bytes());
+    section[24..32].copy_from_slice(&home_slots.to_le_bytes());
+    section[32..40].copy_from_slice(&(table_slots as u64).to_le_bytes());
+    section[40..48].copy_from_slice(&(pool_len as u64).to_le_bytes());
+    let crc = crc32fast::hash(&section[8..]);
+    section[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(section)
 }
 
-/// The key bytes of the record at `offset` in the builder's pool.
-fn pool_key(buf: &[u8], offset: u64) -> &[u8] {
-    let at = offset as usize;
-    let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-    &buf[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len]
+/// The key bytes of the record at `offset` in the builder's staging pool.
+fn pool_key(staging: &[u8], offset: u64) -> &[u8] {
+    read_record(staging, offset as usize)
+        .expect("staged record")
+        .0
 }
 
-fn pool_record_len(buf: &[u8], offset: u64) -> usize {
-    RECORD_HEADER_LEN + pool_key(buf, offset).len()
-}
-
-/// Removes duplicate keys from `keys` (sorted by hash) and their records from the pool, and
-/// orders keys with equal hashes by (folded) key bytes. Returns (kept, dropped) entry id pairs.
+/// Removes duplicate keys from `keys` (sorted by hash) and orders keys with equal hashes by
+/// (folded) key bytes. Returns (kept, dropped) entry id pairs. Dropped records stay in the
+/// staging pool; `write_tables` copies only the kept ones.
 fn drop_duplicates(
-    buf: &mut Vec<u8>,
+    staging: &[u8],
     keys: &mut Vec<PendingKey>,
     fold: bool,
     keep: KeepDuplicate,
 ) -> Vec<(u32, u32)> {
     let mut pairs = Vec::new();
-    // (offset, record length) of every dropped record.
-    let mut dropped: Vec<(u64, u64)> = Vec::new();
     let mut start = 0;
     while start < keys.len() {
         let hash = keys[start].hash;
@@ -307,16 +386,20 @@ fn drop_duplicates(
         if end - start > 1 {
             let group = &mut keys[start..end];
             group.sort_by(|a, b| {
-                cmp_keys(pool_key(buf, a.offset), pool_key(buf, b.offset), fold)
-                    .then(a.offset.cmp(&b.offset))
+                cmp_keys(
+                    pool_key(staging, a.offset),
+                    pool_key(staging, b.offset),
+                    fold,
+                )
+                .then(a.offset.cmp(&b.offset))
             });
             let mut run = 0;
             while run < group.len() {
-                let first_key = pool_key(buf, group[run].offset);
+                let first_key = pool_key(staging, group[run].offset);
                 let run_end = run
                     + group[run..]
                         .iter()
-                        .position(|k| !keys_equal(first_key, pool_key(buf, k.offset), fold))
+                        .position(|k| !keys_equal(first_key, pool_key(staging, k.offset), fold))
                         .unwrap_or(group.len() - run);
                 let kept = match keep {
                     KeepDuplicate::First => run,
@@ -325,8 +408,6 @@ fn drop_duplicates(
                 let kept_id = group[kept].entry_id;
                 for i in (run..run_end).filter(|&i| i != kept) {
                     pairs.push((kept_id, group[i].entry_id));
-                    let len = pool_record_len(buf, group[i].offset) as u64;
-                    dropped.push((group[i].offset, len));
                     group[i].offset = DROPPED;
                 }
                 run = run_end;
@@ -334,33 +415,9 @@ fn drop_duplicates(
         }
         start = end;
     }
-    if dropped.is_empty() {
-        return pairs;
-    }
-    keys.retain(|k| k.offset != DROPPED);
-    pairs.sort_unstable_by_key(|&(kept, dropped)| (dropped, kept));
-    dropped.sort_unstable();
-
-    // Close the gaps in place (no second pool), then shift each offset by the bytes removed
-    // before it.
-    let mut write = dropped[0].0 as usize;
-    for (i, &(offset, len)) in dropped.iter().enumerate() {
-        let from = (offset + len) as usize;
-        let to = dropped.get(i + 1).map_or(buf.len(), |d| d.0 as usize);
-        buf.copy_within(from..to, write);
-        write += to - from;
-    }
-    buf.truncate(write);
-    let mut removed_before = Vec::with_capacity(dropped.len() + 1);
-    let mut total = 0u64;
-    removed_before.push(0);
-    for &(_, len) in &dropped {
-        total += len;
-        removed_before.push(total);
-    }
-    for k in keys.iter_mut() {
-        let before = dropped.partition_point(|d| d.0 < k.offset);
-        k.offset -= removed_before[before];
+    if !pairs.is_empty() {
+        keys.retain(|k| k.offset != DROPPED);
+        pairs.sort_unstable_by_key(|&(kept, dropped)| (dropped, kept));
     }
     pairs
 }
@@ -378,11 +435,14 @@ pub struct LiteralHit<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct LiteralTable<'a> {
     section: &'a [u8],
-    /// `table_slots * 8` bytes.
-    slots: &'a [u8],
+    /// The section up to the end of the pool.
+    pool: &'a [u8],
+    /// The group directory: `G + 1` entries of 4 bytes (8 when `layout.wide`).
+    directory: &'a [u8],
     /// `table_slots` bytes.
     fingerprints: &'a [u8],
-    select: &'a [u8],
+    /// The fingerprints and the zeros after them: `8G` bytes, whole groups.
+    fingerprint_groups: &'a [u8],
     layout: Layout,
     fold: bool,
     entries: usize,
@@ -402,11 +462,13 @@ impl<'a> LiteralTable<'a> {
         if version != VERSION {
             return Err(Error::corrupt(
                 8,
-                format!("literal section: unsupported version {version}"),
+                format!(
+                    "literal section: unsupported version {version} (this matchy reads {VERSION})"
+                ),
             ));
         }
         let flags = bytes::u16_le(section, 10, what)?;
-        if flags & !FLAG_FOLD != 0 {
+        if flags & !(FLAG_FOLD | FLAG_WIDE) != 0 {
             return Err(Error::corrupt(
                 10,
                 format!("literal section: unknown flags {flags:#x}"),
@@ -447,22 +509,29 @@ impl<'a> LiteralTable<'a> {
         }
         let table_slots = bytes::to_usize(table_slots, 32, "literal table slots")?;
         let pool_len = bytes::to_usize(pool_len, 40, "literal pool length")?;
-        let layout = Layout::new(table_slots, pool_len, entries)
-            .filter(|l| l.end == section.len())
-            .ok_or_else(|| {
-                Error::corrupt(
-                    40,
-                    format!(
-                        "literal section: counts do not match its length {}",
-                        section.len()
-                    ),
-                )
-            })?;
+        let layout = Layout::new(table_slots, pool_len)
+            .ok_or_else(|| Error::corrupt(40, "literal section: counts overflow"))?;
+        if (flags & FLAG_WIDE != 0) != layout.wide {
+            return Err(Error::corrupt(
+                10,
+                "literal section: wide-directory flag does not match the pool length",
+            ));
+        }
+        if layout.end != section.len() {
+            return Err(Error::corrupt(
+                40,
+                format!(
+                    "literal section: counts do not match its length {}",
+                    section.len()
+                ),
+            ));
+        }
         Ok(LiteralTable {
             section,
-            slots: &section[layout.slots..layout.fingerprints],
+            pool: &section[..layout.pool_end],
+            directory: &section[layout.directory..layout.directory + layout.directory_len],
             fingerprints: &section[layout.fingerprints..layout.fingerprints + table_slots],
-            select: &section[layout.select..layout.select + layout.select_len],
+            fingerprint_groups: &section[layout.fingerprints..layout.end],
             layout,
             fold,
             entries,
@@ -489,45 +558,69 @@ impl<'a> LiteralTable<'a> {
     }
 
     /// Looks up many keys at once: `out[i]` = `lookup(keys[i])`. Works in groups of 32 keys and
-    /// four passes per group (hash and fetch fingerprints; find the candidate slot and fetch it;
-    /// fetch the candidate key record; compare), so the memory waits of a group overlap instead
-    /// of adding up. (A rolling per-key pipeline measured no faster.)
+    /// four passes per group (hash, fetch fingerprints and directory; find the first candidate
+    /// slot and fetch its group's records; walk to its record and fetch the record's end;
+    /// compare), so the memory waits of a group overlap instead of adding up. (A rolling
+    /// per-key pipeline measured no faster; groups of 16 measured alike.)
     ///
     /// # Panics
     /// If `keys` and `out` differ in length.
     pub fn lookup_batch(&self, keys: &[&[u8]], out: &mut [Option<LiteralHit<'a>>]) -> Result<()> {
         assert_eq!(keys.len(), out.len(), "lookup_batch: keys and out differ");
         let mut hashes = [0u64; BATCH_GROUP];
+        // The first fingerprint match of each key's probe run, where its group's records
+        // start and how many come before its own, and its record's offset.
         let mut candidates = [None; BATCH_GROUP];
+        let mut groups = [None; BATCH_GROUP];
+        let mut records = [None; BATCH_GROUP];
         for (keys, out) in keys.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
             // Each pass starts the loads the next pass needs, for the whole group, so one group's
             // cache misses are in flight together. Misses usually end in the first pass.
             for (key, hash) in keys.iter().zip(hashes.iter_mut()) {
                 *hash = key_hash(key, self.fold);
-                prefetch(self.fingerprints, home_slot(*hash, self.home_slots));
+                let home = home_slot(*hash, self.home_slots);
+                prefetch(self.fingerprints, home);
+                self.prefetch_directory(home);
             }
-            for (&hash, candidate) in hashes.iter().zip(candidates.iter_mut()).take(keys.len()) {
+            for ((&hash, candidate), group) in hashes
+                .iter()
+                .zip(candidates.iter_mut())
+                .zip(groups.iter_mut())
+                .take(keys.len())
+            {
                 *candidate = self.first_candidate(hash);
-                if let Some(slot) = *candidate {
-                    prefetch(self.slots, slot * 8);
+                *group = candidate.and_then(|slot| self.group_of(slot).ok());
+                if let Some((start, _)) = *group {
+                    self.prefetch_group_records(start);
                 }
             }
-            for (key, candidate) in keys.iter().zip(&candidates) {
-                if let Some(Ok(offset)) = candidate.map(|slot| self.slot_offset(slot)) {
-                    prefetch(self.section, offset as usize);
-                    prefetch(self.section, record_last_byte(offset, key.len()));
+            for ((key, group), record) in keys.iter().zip(&groups).zip(&mut records) {
+                *record = group.and_then(|(start, before)| self.skip_records(start, before).ok());
+                if let Some(at) = *record {
+                    prefetch(self.section, record_last_byte(at, key.len()));
                 }
             }
-            for (((key, &hash), candidate), out) in keys
+            for ((((key, &hash), candidate), record), out) in keys
                 .iter()
                 .zip(&hashes)
                 .zip(&candidates)
+                .zip(&records)
                 .zip(out.iter_mut())
             {
                 // No fingerprint match before the run ended: lookup_hashed would say the same.
-                *out = match candidate {
-                    None => None,
-                    Some(_) => self.lookup_hashed(key, hash)?,
+                // The first candidate's key usually is the query; anything else (a fingerprint
+                // collision, a damaged record) goes the single lookup's way.
+                *out = match (candidate, record.map(|at| self.record(at))) {
+                    (None, _) => None,
+                    (Some(_), Some(Ok((stored, data_offset, _))))
+                        if keys_equal(stored, key, self.fold) =>
+                    {
+                        Some(LiteralHit {
+                            key: stored,
+                            data_offset,
+                        })
+                    }
+                    (Some(_), _) => self.lookup_hashed(key, hash)?,
                 };
             }
         }
@@ -537,54 +630,48 @@ impl<'a> LiteralTable<'a> {
     #[cfg(test)] // entry-order access: used by the tests' cross-checks only
     /// The entry with index `entry` (0..len, in slot order).
     pub fn get(&self, entry: u32) -> Result<LiteralHit<'a>> {
-        let entry = entry as usize;
-        if entry >= self.entries {
+        if entry as usize >= self.entries {
             return Err(Error::corrupt(
                 0,
                 format!("literal entry {entry} out of range ({})", self.entries),
             ));
         }
-        let sample = entry / SELECT_STRIDE;
-        let mut slot = bytes::u32_le(self.select, sample * 4, "literal select directory")? as usize;
-        let mut skip = entry % SELECT_STRIDE;
-        loop {
-            match self.fingerprints.get(slot) {
-                None => {
-                    return Err(Error::corrupt(
-                        sample * 4,
-                        "literal select directory points past the table",
-                    ))
-                }
-                Some(0) if skip == SELECT_STRIDE => {
-                    return Err(Error::corrupt(
-                        sample * 4,
-                        "literal select directory points at an empty slot",
-                    ))
-                }
-                Some(0) => {}
-                Some(_) if skip == 0 => return self.entry_at_slot(slot),
-                Some(_) => skip -= 1,
-            }
-            slot += 1;
-        }
+        self.iter().nth(entry as usize).unwrap_or_else(|| {
+            Err(Error::corrupt(
+                HEADER_LEN,
+                format!("literal entry {entry} missing from the pool"),
+            ))
+        })
     }
 
     #[cfg(test)] // entry-order access: used by the tests' cross-checks only
-    /// Every entry, in entry (slot) order.
+    /// Every entry, in entry (slot, pool) order; stops after the first damaged record.
     pub fn iter(&self) -> impl Iterator<Item = Result<LiteralHit<'a>>> + 'a {
         let table = *self;
-        self.fingerprints
-            .iter()
-            .enumerate()
-            .filter(|(_, &fp)| fp != 0)
-            .map(move |(slot, _)| table.entry_at_slot(slot))
+        let mut at = HEADER_LEN;
+        std::iter::from_fn(move || {
+            if at >= table.layout.pool_end {
+                return None;
+            }
+            match table.record(at) {
+                Ok((key, data_offset, end)) => {
+                    at = end;
+                    Some(Ok(LiteralHit { key, data_offset }))
+                }
+                Err(e) => {
+                    at = table.layout.pool_end;
+                    Some(Err(e))
+                }
+            }
+        })
+        .take(self.entries)
     }
 
     /// Strict validation of the whole section against a data section of `data_len` bytes:
-    /// checksum, padding, every slot and record in bounds and the records tiling the pool, every
-    /// key valid UTF-8 and found by lookup at its own slot (so no duplicates), fingerprints and
-    /// probe bound consistent with the key hashes, the select directory right, every data
-    /// offset < `data_len`. Returns the data offsets of entries 0..len.
+    /// checksum, padding, every record in the pool and in bounds and the records tiling it in
+    /// slot order, the group directory exact, every key valid UTF-8 and found by lookup at its
+    /// own slot (so no duplicates), fingerprints and probe bound consistent with the key hashes,
+    /// every data offset < `data_len`. Returns the data offsets of entries 0..len.
     pub fn check(&self, data_len: usize) -> Result<Vec<u32>> {
         let section = self.section;
         let stored_crc = bytes::u32_le(section, 4, "literal checksum")?;
@@ -594,9 +681,9 @@ impl<'a> LiteralTable<'a> {
         let table_slots = self.fingerprints.len();
         let layout = self.layout;
         for (from, to) in [
-            (layout.pool_end, layout.slots),
-            (layout.fingerprints + table_slots, layout.select),
-            (layout.select + layout.select_len, layout.end),
+            (layout.pool_end, layout.directory),
+            (layout.directory + layout.directory_len, layout.fingerprints),
+            (layout.fingerprints + table_slots, layout.end),
         ] {
             if let Some(at) = section[from..to].iter().position(|&b| b != 0) {
                 return Err(Error::corrupt(
@@ -606,28 +693,25 @@ impl<'a> LiteralTable<'a> {
             }
         }
 
-        // One bit per pool byte marks where some slot's record starts.
-        let pool_bytes = layout.pool_end - HEADER_LEN;
-        let mut record_starts = vec![0u64; pool_bytes.div_ceil(64)];
+        let directory_entry_at =
+            |group: usize| layout.directory + group * if layout.wide { 8 } else { 4 };
         let mut data_offsets = Vec::with_capacity(self.entries);
         let mut max_displacement = 0usize;
+        // Where the next record (slot order) starts.
+        let mut at = HEADER_LEN;
         // The previous entry (slot order): its slot, sort key and key bytes.
         let mut previous: Option<(usize, u64, &[u8])> = None;
-        for slot in 0..table_slots {
-            // Records and their bitmap words are visited in random order: fetch ahead.
-            if let Ok(ahead) = self.slot_offset(slot + CHECK_PREFETCH_DISTANCE) {
-                let ahead = ahead as usize;
-                prefetch(section, ahead);
-                if let Some(bit) = ahead.checked_sub(HEADER_LEN) {
-                    prefetch_word(&record_starts, bit / 64);
+        for slot in 0..=table_slots {
+            if slot % GROUP == 0 || slot == table_slots {
+                let group = slot.div_ceil(GROUP);
+                if self.group_start(group)? != at {
+                    return Err(Error::corrupt(
+                        directory_entry_at(group),
+                        format!("literal group directory entry {group} does not match the pool"),
+                    ));
                 }
             }
-            let slot_at = layout.slots + slot * 8;
-            let offset = self.slot_offset(slot)?;
-            if self.fingerprints[slot] == 0 {
-                if offset != 0 {
-                    return Err(Error::corrupt(slot_at, "literal slot: empty slot not zero"));
-                }
+            if slot == table_slots || self.fingerprints[slot] == 0 {
                 continue;
             }
             let entry = data_offsets.len();
@@ -637,21 +721,16 @@ impl<'a> LiteralTable<'a> {
                     "literal table: more occupied slots than entries",
                 ));
             }
-            let start = usize::try_from(offset)
-                .ok()
-                .filter(|&o| o >= HEADER_LEN && o < layout.pool_end)
-                .ok_or_else(|| Error::corrupt(slot_at, "literal slot: record outside the pool"))?;
-            let bit = start - HEADER_LEN;
-            if record_starts[bit / 64] & (1 << (bit % 64)) != 0 {
-                return Err(Error::corrupt(slot_at, "literal slot: record used twice"));
-            }
-            record_starts[bit / 64] |= 1 << (bit % 64);
-            let (key, data_offset) = self.record(offset)?;
-            if start + RECORD_HEADER_LEN + key.len() > layout.pool_end {
-                return Err(Error::corrupt(start, "literal record runs past the pool"));
+            let (key, data_offset, end) = read_record(self.pool, at)
+                .ok_or_else(|| Error::corrupt(at, "literal record runs past the pool"))?;
+            if (key.len() >= usize::from(LONG_KEY)) != (section[at + 4] == LONG_KEY) {
+                return Err(Error::corrupt(
+                    at + 4,
+                    "literal record: key length not in its shortest form",
+                ));
             }
             let key_text = std::str::from_utf8(key)
-                .map_err(|_| Error::corrupt(start, "literal key is not UTF-8"))?;
+                .map_err(|_| Error::corrupt(end - key.len(), "literal key is not UTF-8"))?;
             let hash = key_hash(key, self.fold);
             if fingerprint(hash) != self.fingerprints[slot] {
                 return Err(Error::corrupt(
@@ -671,7 +750,7 @@ impl<'a> LiteralTable<'a> {
                         .then_with(|| cmp_keys(previous_key, key, self.fold));
                     if order != Ordering::Less {
                         return Err(Error::corrupt(
-                            slot_at,
+                            at,
                             format!("literal key {key_text:?} out of order or stored twice"),
                         ));
                     }
@@ -682,36 +761,30 @@ impl<'a> LiteralTable<'a> {
             // (which stops at an empty slot or after max_probe) reaches this one.
             if slot != expected_slot || slot - home > self.max_probe {
                 return Err(Error::corrupt(
-                    slot_at,
+                    layout.fingerprints + slot,
                     format!("literal key {key_text:?} is not where its hash places it"),
                 ));
             }
             previous = Some((slot, sort_key, key));
             if data_offset as usize >= data_len {
                 return Err(Error::corrupt(
-                    start + 4,
+                    at,
                     format!("literal data offset {data_offset} outside the data section"),
                 ));
             }
-            if entry % SELECT_STRIDE == 0 {
-                let at = (entry / SELECT_STRIDE) * 4;
-                if bytes::u32_le(self.select, at, "literal select directory")? as usize != slot {
-                    return Err(Error::corrupt(
-                        layout.select + at,
-                        "literal select directory does not match the table",
-                    ));
-                }
-            }
             max_displacement = max_displacement.max(slot - home);
             data_offsets.push(data_offset);
+            at = end;
         }
-        if data_offsets.len() != self.entries {
+        if data_offsets.len() != self.entries || at != layout.pool_end {
             return Err(Error::corrupt(
                 12,
                 format!(
-                    "literal table: {} occupied slots for {} entries",
+                    "literal table: {} occupied slots and {} pool bytes for {} entries and {} bytes",
                     data_offsets.len(),
-                    self.entries
+                    at - HEADER_LEN,
+                    self.entries,
+                    layout.pool_end - HEADER_LEN
                 ),
             ));
         }
@@ -728,38 +801,15 @@ impl<'a> LiteralTable<'a> {
                 "literal section: table has trailing slots",
             ));
         }
-        // Walking the pool record by record must visit exactly the marked starts: then the
-        // records tile the pool, with no gaps, overlaps or unreferenced bytes.
-        let mut at = HEADER_LEN;
-        let mut records = 0usize;
-        while at < layout.pool_end {
-            let bit = at - HEADER_LEN;
-            if record_starts[bit / 64] & (1 << (bit % 64)) == 0 {
-                return Err(Error::corrupt(
-                    at,
-                    "literal pool: bytes not part of any record",
-                ));
-            }
-            let key_len = bytes::u32_le(section, at, "literal record")? as usize;
-            at += RECORD_HEADER_LEN + key_len;
-            records += 1;
-        }
-        if at != layout.pool_end || records != self.entries {
-            return Err(Error::corrupt(
-                layout.pool_end,
-                "literal pool: records do not tile the pool",
-            ));
-        }
         Ok(data_offsets)
     }
 
     #[inline(always)]
     fn lookup_hashed(&self, query: &[u8], hash: u64) -> Result<Option<LiteralHit<'a>>> {
         let run = self.probe_run(hash);
-        // The slot line is fetched together with the fingerprints rather than after them: a hit
-        // then waits for two memory reads in a row (fingerprint and slot, key record) instead
-        // of three.
-        prefetch(self.slots, run.home * 8);
+        // The directory line is fetched together with the fingerprints: a hit then waits for
+        // two memory reads in a row (fingerprints and directory, the group's records).
+        self.prefetch_directory(run.home);
         for slot in run {
             if let Some(hit) = self.verify(slot, query)? {
                 return Ok(Some(hit));
@@ -774,7 +824,6 @@ impl<'a> LiteralTable<'a> {
     /// exit, at a random probe length, the CPU cannot predict. Longer runs go on byte by byte.
     #[inline(always)]
     fn probe_run(&self, hash: u64) -> ProbeRun<'a> {
-        const HIGH: u64 = 0x8080_8080_8080_8080;
         let fp = fingerprint(hash);
         let home = home_slot(hash, self.home_slots);
         let end = home
@@ -811,11 +860,11 @@ impl<'a> LiteralTable<'a> {
     /// The entry in `slot` if its key equals `query`.
     #[inline(always)]
     fn verify(&self, slot: usize, query: &[u8]) -> Result<Option<LiteralHit<'a>>> {
-        let offset = self.slot_offset(slot)?;
+        let at = self.record_offset(slot)?;
         // A matching record ends query.len() bytes after its header: fetch its last line
         // together with its first instead of one after the other.
-        prefetch(self.section, record_last_byte(offset, query.len()));
-        let (key, data_offset) = self.record(offset)?;
+        prefetch(self.section, record_last_byte(at, query.len()));
+        let (key, data_offset, _) = self.record(at)?;
         Ok(keys_equal(key, query, self.fold).then_some(LiteralHit { key, data_offset }))
     }
 
@@ -825,28 +874,75 @@ impl<'a> LiteralTable<'a> {
         self.probe_run(hash).next()
     }
 
-    #[inline]
-    fn slot_offset(&self, slot: usize) -> Result<u64> {
-        bytes::u64_le(self.slots, slot * 8, "literal slot")
-    }
-
-    /// The key bytes and data offset of the record at section offset `offset`.
+    /// Where the records of the slots from `8 * group` on begin (section offset).
     #[inline(always)]
-    fn record(&self, offset: u64) -> Result<(&'a [u8], u32)> {
-        let what = "literal key record";
-        let at = bytes::to_usize(offset, 0, what)?;
-        let header = bytes::slice(self.section, at, RECORD_HEADER_LEN, what)?;
-        let key_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let data_offset = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let key = bytes::slice(self.section, at + RECORD_HEADER_LEN, key_len, what)?;
-        Ok((key, data_offset))
+    fn group_start(&self, group: usize) -> Result<usize> {
+        let what = "literal group directory";
+        let start = if self.layout.wide {
+            bytes::u64_le(self.directory, group * 8, what)?
+        } else {
+            u64::from(bytes::u32_le(self.directory, group * 4, what)?)
+        };
+        bytes::to_usize(start, self.layout.directory, what)
     }
 
-    #[cfg(test)] // entry-order access: used by the tests' cross-checks only
-    fn entry_at_slot(&self, slot: usize) -> Result<LiteralHit<'a>> {
-        let offset = self.slot_offset(slot)?;
-        let (key, data_offset) = self.record(offset)?;
-        Ok(LiteralHit { key, data_offset })
+    /// The section offset of `slot`'s record: its group's start, past one record per occupied
+    /// slot before it in the group.
+    #[inline(always)]
+    fn record_offset(&self, slot: usize) -> Result<usize> {
+        let (start, before) = self.group_of(slot)?;
+        self.prefetch_group_records(start);
+        self.skip_records(start, before)
+    }
+
+    /// (start of `slot`'s group's records, number of records before `slot`'s in the group).
+    #[inline(always)]
+    fn group_of(&self, slot: usize) -> Result<(usize, u32)> {
+        let group = slot / GROUP;
+        let start = self.group_start(group)?;
+        let word = self
+            .fingerprint_groups
+            .get(group * GROUP..group * GROUP + GROUP)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| Error::corrupt(self.layout.fingerprints, "literal slot out of range"))?;
+        let below = (1u64 << (8 * (slot % GROUP))) - 1;
+        let before = (!bytes::bytes_equal_to(word, 0) & HIGH & below).count_ones();
+        Ok((start, before))
+    }
+
+    /// The offset `records` records past `at`.
+    #[inline(always)]
+    fn skip_records(&self, mut at: usize, records: u32) -> Result<usize> {
+        for _ in 0..records {
+            at = self.record(at)?.2;
+        }
+        Ok(at)
+    }
+
+    /// Starts loading the first three lines of a group's records (about five records of
+    /// domain-sized keys, a group's usual share), so walking them waits for memory once, not
+    /// once per line. (Fetching only the lines up to an estimate of where the wanted record
+    /// ends, from the mean record length, measured slower, single and batched.)
+    #[inline(always)]
+    fn prefetch_group_records(&self, start: usize) {
+        prefetch(self.section, start);
+        prefetch(self.section, start.saturating_add(64));
+        prefetch(self.section, start.saturating_add(128));
+    }
+
+    /// (key, data offset, offset past the record) of the record at section offset `at`.
+    #[inline(always)]
+    fn record(&self, at: usize) -> Result<(&'a [u8], u32, usize)> {
+        read_record(self.pool, at)
+            .ok_or_else(|| Error::corrupt(at, "literal key record runs past the pool"))
+    }
+
+    /// Starts loading the directory entry of `slot`'s group.
+    #[inline(always)]
+    fn prefetch_directory(&self, slot: usize) {
+        let width = if self.layout.wide { 8 } else { 4 };
+        prefetch(self.directory, slot / GROUP * width);
     }
 }
 
@@ -897,10 +993,10 @@ impl ProbeRun<'_> {
     }
 }
 
-/// The last byte of a record at `offset` whose key is `key_len` bytes long.
+/// The last byte of a record at `at` whose key is `key_len` bytes long.
 #[inline]
-fn record_last_byte(offset: u64, key_len: usize) -> usize {
-    (offset as usize).saturating_add(RECORD_HEADER_LEN - 1 + key_len)
+fn record_last_byte(at: usize, key_len: usize) -> usize {
+    at.saturating_add(record_header_len(key_len) - 1 + key_len)
 }
 
 /// Asks the CPU to start loading the cache line holding `bytes[index]` (no-op out of bounds or
@@ -919,22 +1015,6 @@ fn prefetch(bytes: &[u8], index: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, index);
-}
-
-/// [`prefetch`] for one word of a bitmap.
-#[inline(always)]
-fn prefetch_word(words: &[u64], index: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(word) = words.get(index) {
-        // SAFETY: as in `prefetch`: a hint that cannot fault, for an in-bounds address.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                word as *const u64 as *const i8,
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (words, index);
 }
 
 /// Throughput harness for `benches/literal.rs` and the ignored release-mode test. The integrator
@@ -1245,6 +1325,11 @@ mod tests {
         table.check(1000).is_ok()
     }
 
+    thread_local! {
+        /// Makes this thread's builders and readers use 8-byte directory entries.
+        pub(super) static FORCE_WIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     fn small_keys() -> Vec<(String, u32)> {
         let mut keys: Vec<(String, u32)> = (0..40)
             .map(|i| (format!("host{i}.Example.com"), i * 3))
@@ -1252,6 +1337,7 @@ mod tests {
         keys.push((String::new(), 7));
         keys.push(("ÄÖÜ.de".into(), 8));
         keys.push(("x".repeat(100), 9));
+        keys.push(("y".repeat(300), 10)); // a length of 255 or more takes the long form
         keys
     }
 
@@ -1270,7 +1356,7 @@ mod tests {
                 .check(200)
                 .unwrap()
                 .len(),
-            43
+            44
         );
         for len in 0..section.len() {
             assert!(
@@ -1293,7 +1379,38 @@ mod tests {
 
     #[test]
     fn check_catches_every_bit_flip() {
-        let (section, _) = small_section(true);
+        check_catches_every_bit_flip_in(small_section(true).0);
+    }
+
+    #[test]
+    fn wide_directories_work_and_are_checked() {
+        FORCE_WIDE.with(|f| f.set(true));
+        let (section, keys) = small_section(true);
+        let table = LiteralTable::new(&section, true).unwrap();
+        assert!(table.layout.wide);
+        assert_eq!(table.check(200).unwrap().len(), keys.len());
+        for (key, data) in &keys {
+            let hit = table
+                .lookup(key.to_uppercase().as_bytes())
+                .unwrap()
+                .unwrap();
+            assert_eq!((hit.key, hit.data_offset), (key.as_bytes(), *data));
+        }
+        assert_eq!(table.lookup(b"host40.example.com").unwrap(), None);
+        check_catches_every_bit_flip_in(section.clone());
+        check_catches_structural_flips_in(&section);
+        let big = bench_section(20_000);
+        let table = LiteralTable::new(&big, true).unwrap();
+        assert_eq!(table.check(60_000).unwrap().len(), 20_000);
+        FORCE_WIDE.with(|f| f.set(false));
+        // A wide directory where 4-byte entries reach is not the one layout the keys allow.
+        let err = LiteralTable::new(&section, true).unwrap_err().to_string();
+        assert!(err.contains("wide-directory flag"), "{err}");
+        let narrow = small_section(true).0;
+        assert!(narrow.len() < section.len());
+    }
+
+    fn check_catches_every_bit_flip_in(section: Vec<u8>) {
         for at in 0..section.len() {
             for bit in [0x01u8, 0x10, 0x80] {
                 let mut flipped = section.clone();
@@ -1313,23 +1430,27 @@ mod tests {
         let table = LiteralTable::new(section, true).unwrap();
         let mut at = HEADER_LEN;
         while at < table.layout.pool_end {
-            let len = bytes::u32_le(section, at, "").unwrap() as usize;
-            payload[at + 4..at + RECORD_HEADER_LEN + len].fill(true);
-            at += RECORD_HEADER_LEN + len;
+            let (key, _, end) = read_record(section, at).unwrap();
+            payload[at..at + 4].fill(true);
+            payload[end - key.len()..end].fill(true);
+            at = end;
         }
         payload
     }
 
     #[test]
     fn check_catches_structural_flips_even_with_a_valid_checksum() {
-        let (section, _) = small_section(true);
-        let payload = payload_positions(&section);
+        check_catches_structural_flips_in(&small_section(true).0);
+    }
+
+    fn check_catches_structural_flips_in(section: &[u8]) {
+        let payload = payload_positions(section);
         for at in 8..section.len() {
             if payload[at] {
                 continue;
             }
             for bit in 0..8 {
-                let mut flipped = section.clone();
+                let mut flipped = section.to_vec();
                 flipped[at] ^= 1 << bit;
                 let crc = crc32fast::hash(&flipped[8..]);
                 flipped[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -1370,7 +1491,7 @@ mod tests {
         }
         let mut pending = b.keys;
         pending.sort_by_key(|k| k.hash.rotate_left(32)); // stable: insertion order among equals
-        write_tables(b.buf, pending, fold).unwrap()
+        write_tables(b.staging, pending, fold).unwrap()
     }
 
     #[test]
@@ -1405,7 +1526,7 @@ mod tests {
         let mut builder = LiteralTableBuilder::new(false);
         builder.add(b, 0, 0);
         builder.add(a, 1, 1);
-        let section = write_tables(builder.buf, builder.keys, false).unwrap();
+        let section = write_tables(builder.staging, builder.keys, false).unwrap();
         let err = LiteralTable::new(&section, false)
             .unwrap()
             .check(10)
@@ -1425,7 +1546,8 @@ mod tests {
     fn empty_table() {
         let (section, pairs) = build(&[], true, KeepDuplicate::First);
         assert!(pairs.is_empty());
-        assert_eq!(section.len(), HEADER_LEN);
+        // Header, and a directory of one entry (the end of the empty pool).
+        assert_eq!(section.len(), HEADER_LEN + 8);
         let table = LiteralTable::new(&section, true).unwrap();
         assert!(table.is_empty());
         assert_eq!(table.lookup(b"").unwrap(), None);
