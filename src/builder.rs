@@ -5,7 +5,7 @@
 //! of the directory — an existing database is never written in place.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +211,7 @@ impl DatabaseBuilder {
     pub fn write_to(self, path: impl AsRef<Path>) -> Result<BuildStats> {
         let path = path.as_ref();
         let tmp = TempFile::create(path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, &tmp.file);
+        let mut w = AlignedChunkWriter::new(&tmp.file);
         let stats = self.write_into(&mut w).map_err(|e| match e {
             Error::Io { source, .. } => Error::io(path, source),
             other => other,
@@ -429,6 +429,50 @@ fn at_line(line: u64, what: &str) -> String {
     }
 }
 
+/// Buffers output and hands it on in whole, aligned 2 MiB pieces (the last one shorter). Linux
+/// keeps what a write brings into the page cache in folios no larger than the write, and maps a
+/// file with 2 MiB pages only where it holds aligned 2 MiB folios: readers of a file written
+/// this way get huge pages (fewer TLB misses on random lookups; see `Snapshot::open`) without
+/// the file first leaving the cache. Elsewhere it is simply a buffered writer.
+struct AlignedChunkWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> AlignedChunkWriter<W> {
+    const CHUNK: usize = 2 << 20;
+
+    fn new(inner: W) -> Self {
+        AlignedChunkWriter {
+            inner,
+            buf: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+}
+
+impl<W: Write> Write for AlignedChunkWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && bytes.len() >= Self::CHUNK {
+            // A whole piece in the caller's buffer: no copy.
+            self.inner.write_all(&bytes[..Self::CHUNK])?;
+            return Ok(Self::CHUNK);
+        }
+        let n = bytes.len().min(Self::CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() == Self::CHUNK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        self.inner.flush()
+    }
+}
+
 struct CrcWriter<'a, W: Write> {
     inner: &'a mut W,
     crc: crc32fast::Hasher,
@@ -530,5 +574,52 @@ impl Drop for TempFile {
         if !self.persisted {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AlignedChunkWriter;
+    use std::io::{self, Write};
+
+    /// Records the size of every write it receives.
+    #[derive(Default)]
+    struct Recorder {
+        bytes: Vec<u8>,
+        writes: Vec<usize>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.bytes.extend_from_slice(bytes);
+            self.writes.push(bytes.len());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_goes_out_in_whole_aligned_pieces() {
+        const CHUNK: usize = AlignedChunkWriter::<Recorder>::CHUNK;
+        let mut expected = Vec::new();
+        let mut w = AlignedChunkWriter::new(Recorder::default());
+        // Small writes, a write larger than a piece from an unaligned position, and a piece
+        // handed over whole from an aligned one.
+        for (i, len) in [7, 100_000, 3 * CHUNK + 5, CHUNK - 100_012, CHUNK, 12]
+            .into_iter()
+            .enumerate()
+        {
+            let part: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            w.write_all(&part).unwrap();
+            expected.extend_from_slice(&part);
+        }
+        w.flush().unwrap();
+        let out = w.inner;
+        assert_eq!(out.bytes, expected);
+        let (last, whole) = out.writes.split_last().unwrap();
+        assert!(whole.iter().all(|&n| n == CHUNK), "{:?}", out.writes);
+        assert_eq!(*last, expected.len() % CHUNK);
     }
 }
