@@ -13,14 +13,13 @@
 //! further. A lookup reads the first eight fingerprints of its run as one word (matches and the
 //! run's end found without a branch per slot).
 //!
-//! Key records sit in the pool in slot order, and a small directory gives where the records of
-//! each group of eight slots begin; a slot's record is found by skipping the records of the
-//! occupied slots before it in its group (their count is in the fingerprint word). The
-//! directory (half a byte per slot) replaces an 8-byte pointer per slot: a hit waits for the
-//! fingerprint and directory lines (fetched together, both small enough to stay cached), then
-//! the record's lines, and the table's memory footprint is the pool plus 1.9 bytes per slot,
-//! which keeps more of a large pool in the last-level cache. `lookup_batch` overlaps these
-//! memory waits across a group of keys with software prefetches.
+//! Key records sit in the pool in slot order, and each slot holds its record's offset in 4
+//! bytes (8 only for pools past 4 GiB). A hit waits for the fingerprint and slot lines (fetched
+//! together), then its record's line or two. (Version 1 had 8-byte slots, records in insertion
+//! order and 8-byte record headers: 9 MB more for 1M keys, at the same lookup speed. A
+//! directory per group of 8 slots, walking the records before a slot's own, made the table
+//! smaller still but cost hits an extra line or more, worse the longer the keys.)
+//! `lookup_batch` overlaps these memory waits across a group of keys with software prefetches.
 //!
 //! # Section layout (little-endian; offsets relative to the section start, which is 8-aligned)
 //!
@@ -30,7 +29,7 @@
 //!      4     4  crc32 (IEEE, as crc32fast) of section bytes [8, section_len)
 //!      8     2  version = 2
 //!     10     2  flags: bit 0 = case-insensitive (keys hashed/compared ASCII-folded);
-//!                 bit 1 = wide directory (u64 entries), set iff 48 + P > 2^32 - 1; other bits 0
+//!                 bit 1 = wide slots (8 bytes), set iff 48 + P > 2^32 - 1; other bits 0
 //!     12     4  entry_count n (u32, at most 2^30)
 //!     16     4  max_probe: largest (slot - home slot) of any entry
 //!     20     4  reserved, 0
@@ -41,13 +40,11 @@
 //!                 u32 data_offset (into the MMDB data section),
 //!                 u8 len8: the key length if below 255, else 255 followed by u32 key_len,
 //!                 the key's bytes: UTF-8 exactly as inserted (original case)
-//!   align8(48 + P) = DIR
-//!    DIR   w*(G+1)  group directory, G = ceil(T / 8), w = 4 (or 8 when wide): entry g is the
-//!                 section offset of the first record of a slot >= 8g (48 + P if none);
-//!                 entry G is 48 + P
-//!   align8(DIR + w*(G+1)) = FP
-//!     FP   T  fingerprints: one byte per slot, 0 = empty
-//!   FP + 8G = section_len (the 8G - T bytes after the fingerprints are zero)
+//!   align8(48 + P) = SLOTS
+//!  SLOTS   wT  slots, w = 4 (8 if wide): section offset of the slot's record, 0 if empty
+//!   align8(SLOTS + wT) = FP
+//!     FP    T  fingerprints: one byte per slot, 0 = empty
+//!   align8(FP + T) = section_len
 //! ```
 //! All padding bytes are zero.
 //!
@@ -60,9 +57,7 @@
 //! 0 sits in its home slot and entry `i+1` in slot `max(home(i+1), slot(i) + 1)`, so every slot
 //! between an entry's home and its own slot is occupied. Lookup probes slots
 //! `home ..= min(home + max_probe, T - 1)` in order, stopping at the first empty slot; on a
-//! fingerprint match it finds the slot's record (directory entry `slot / 8`, then one record
-//! per occupied slot from `8 * (slot / 8)` up to `slot`), and compares the record's key with
-//! the query (byte equality, or ASCII-case-insensitive equality when folding); it returns the
+//! fingerprint match it compares the slot's record's key with the query (byte equality, or ASCII-case-insensitive equality when folding); it returns the
 //! first equal one. Everything follows from the key set, and `check` insists on it.
 
 use crate::bytes;
@@ -80,8 +75,6 @@ const VERSION: u16 = 2;
 const FLAG_FOLD: u16 = 1;
 const FLAG_WIDE: u16 = 2;
 const HEADER_LEN: usize = 48;
-/// Slots per group directory entry.
-const GROUP: usize = 8;
 /// `len8` value announcing a u32 key length.
 const LONG_KEY: u8 = 255;
 /// Keeps `home_slots` below 2^32 (the home slot is a 32x32-bit fast range) and entry ids in u32.
@@ -168,9 +161,9 @@ fn read_long_key_len(pool: &[u8], at: usize) -> Option<(usize, usize)> {
     Some((key_len, at + 9))
 }
 
-/// Whether directory entries up to `pool_end` need 8 bytes. (Tests force wide directories to
+/// Whether record offsets up to `pool_end` need 8-byte slots. (Tests force wide slots to
 /// exercise them without building a 4 GiB pool.)
-fn needs_wide_directory(pool_end: usize) -> bool {
+fn needs_wide_slots(pool_end: usize) -> bool {
     #[cfg(test)]
     if tests::FORCE_WIDE.with(|force| force.get()) {
         return true;
@@ -182,8 +175,8 @@ fn needs_wide_directory(pool_end: usize) -> bool {
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     pool_end: usize,
-    directory: usize,
-    directory_len: usize,
+    slots: usize,
+    slot_width: usize,
     fingerprints: usize,
     end: usize,
     wide: bool,
@@ -192,18 +185,18 @@ struct Layout {
 impl Layout {
     fn new(table_slots: usize, pool_len: usize) -> Option<Layout> {
         let pool_end = HEADER_LEN.checked_add(pool_len)?;
-        let wide = needs_wide_directory(pool_end);
-        let groups = table_slots.div_ceil(GROUP);
-        let directory = pool_end.checked_add(7)? & !7;
-        let directory_len = groups
-            .checked_add(1)?
-            .checked_mul(if wide { 8 } else { 4 })?;
-        let fingerprints = directory.checked_add(directory_len)?.checked_add(7)? & !7;
-        let end = fingerprints.checked_add(groups.checked_mul(GROUP)?)?;
+        let wide = needs_wide_slots(pool_end);
+        let slot_width = if wide { 8 } else { 4 };
+        let slots = pool_end.checked_add(7)? & !7;
+        let fingerprints = slots
+            .checked_add(table_slots.checked_mul(slot_width)?)?
+            .checked_add(7)?
+            & !7;
+        let end = fingerprints.checked_add(table_slots)?.checked_add(7)? & !7;
         Some(Layout {
             pool_end,
-            directory,
-            directory_len,
+            slots,
+            slot_width,
             fingerprints,
             end,
             wide,
@@ -293,7 +286,7 @@ impl LiteralTableBuilder {
 }
 
 /// Writes the section for `keys` (in entry order, records in `staging`): header, records in
-/// slot order, group directory, fingerprints.
+/// slot order, slots, fingerprints.
 fn write_tables(staging: Vec<u8>, keys: Vec<PendingKey>, fold: bool) -> Result<Vec<u8>> {
     let n = keys.len();
     let home_slots = home_slots_for(n);
@@ -317,36 +310,27 @@ fn write_tables(staging: Vec<u8>, keys: Vec<PendingKey>, fold: bool) -> Result<V
     let layout = Layout::new(table_slots, pool_len)
         .ok_or_else(|| Error::Build("literal section too large".into()))?;
 
-    let mut section = Vec::with_capacity(layout.end);
-    section.resize(HEADER_LEN, 0);
-    let groups = table_slots.div_ceil(GROUP);
-    let mut directory: Vec<u64> = Vec::with_capacity(groups + 1);
-    let mut fingerprints = vec![0u8; groups * GROUP];
+    let mut section = vec![0u8; layout.end];
+    let mut at = HEADER_LEN;
     let mut next_free = 0usize;
     for k in &keys {
         let slot = home_slot(k.hash, home_slots).max(next_free);
         next_free = slot + 1;
-        while directory.len() <= slot / GROUP {
-            directory.push(section.len() as u64);
+        let len = record_len(k);
+        let from = k.offset as usize;
+        section[at..at + len].copy_from_slice(&staging[from..from + len]);
+        let slot_at = layout.slots + slot * layout.slot_width;
+        if layout.wide {
+            section[slot_at..slot_at + 8].copy_from_slice(&(at as u64).to_le_bytes());
+        } else {
+            section[slot_at..slot_at + 4].copy_from_slice(&(at as u32).to_le_bytes());
         }
-        fingerprints[slot] = fingerprint(k.hash);
-        let at = k.offset as usize;
-        section.extend_from_slice(&staging[at..at + record_len(k)]);
+        section[layout.fingerprints + slot] = fingerprint(k.hash);
+        at += len;
     }
+    debug_assert_eq!(at, layout.pool_end);
     drop(staging);
     drop(keys);
-    directory.resize(groups + 1, section.len() as u64);
-    section.resize(layout.directory, 0);
-    for entry in directory {
-        if layout.wide {
-            section.extend_from_slice(&entry.to_le_bytes());
-        } else {
-            section.extend_from_slice(&(entry as u32).to_le_bytes());
-        }
-    }
-    section.resize(layout.fingerprints, 0);
-    section.extend_from_slice(&fingerprints);
-    debug_assert_eq!(section.len(), layout.end);
 
     section[0..4].copy_from_slice(&MAGIC);
     section[8..10].copy_from_slice(&VERSION.to_le_bytes());
@@ -437,12 +421,10 @@ pub struct LiteralTable<'a> {
     section: &'a [u8],
     /// The section up to the end of the pool.
     pool: &'a [u8],
-    /// The group directory: `G + 1` entries of 4 bytes (8 when `layout.wide`).
-    directory: &'a [u8],
+    /// `table_slots` record offsets of 4 bytes (8 when `layout.wide`).
+    slots: &'a [u8],
     /// `table_slots` bytes.
     fingerprints: &'a [u8],
-    /// The fingerprints and the zeros after them: `8G` bytes, whole groups.
-    fingerprint_groups: &'a [u8],
     layout: Layout,
     fold: bool,
     entries: usize,
@@ -514,7 +496,7 @@ impl<'a> LiteralTable<'a> {
         if (flags & FLAG_WIDE != 0) != layout.wide {
             return Err(Error::corrupt(
                 10,
-                "literal section: wide-directory flag does not match the pool length",
+                "literal section: wide-slots flag does not match the pool length",
             ));
         }
         if layout.end != section.len() {
@@ -529,9 +511,8 @@ impl<'a> LiteralTable<'a> {
         Ok(LiteralTable {
             section,
             pool: &section[..layout.pool_end],
-            directory: &section[layout.directory..layout.directory + layout.directory_len],
+            slots: &section[layout.slots..layout.slots + table_slots * layout.slot_width],
             fingerprints: &section[layout.fingerprints..layout.fingerprints + table_slots],
-            fingerprint_groups: &section[layout.fingerprints..layout.end],
             layout,
             fold,
             entries,
@@ -558,45 +539,35 @@ impl<'a> LiteralTable<'a> {
     }
 
     /// Looks up many keys at once: `out[i]` = `lookup(keys[i])`. Works in groups of 32 keys and
-    /// four passes per group (hash, fetch fingerprints and directory; find the first candidate
-    /// slot and fetch its group's records; walk to its record and fetch the record's end;
-    /// compare), so the memory waits of a group overlap instead of adding up. (A rolling
-    /// per-key pipeline measured no faster; groups of 16 measured alike.)
+    /// four passes per group (hash and fetch fingerprints; find the first candidate slot and
+    /// fetch it; fetch its record; compare), so the memory waits of a group overlap instead of
+    /// adding up. (A rolling per-key pipeline measured no faster; groups of 16 alike.)
     ///
     /// # Panics
     /// If `keys` and `out` differ in length.
     pub fn lookup_batch(&self, keys: &[&[u8]], out: &mut [Option<LiteralHit<'a>>]) -> Result<()> {
         assert_eq!(keys.len(), out.len(), "lookup_batch: keys and out differ");
         let mut hashes = [0u64; BATCH_GROUP];
-        // The first fingerprint match of each key's probe run, where its group's records
-        // start and how many come before its own, and its record's offset.
+        // The first fingerprint match of each key's probe run, and its record's offset.
         let mut candidates = [None; BATCH_GROUP];
-        let mut groups = [None; BATCH_GROUP];
         let mut records = [None; BATCH_GROUP];
         for (keys, out) in keys.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
             // Each pass starts the loads the next pass needs, for the whole group, so one group's
             // cache misses are in flight together. Misses usually end in the first pass.
             for (key, hash) in keys.iter().zip(hashes.iter_mut()) {
                 *hash = key_hash(key, self.fold);
-                let home = home_slot(*hash, self.home_slots);
-                prefetch(self.fingerprints, home);
-                self.prefetch_directory(home);
+                prefetch(self.fingerprints, home_slot(*hash, self.home_slots));
             }
-            for ((&hash, candidate), group) in hashes
-                .iter()
-                .zip(candidates.iter_mut())
-                .zip(groups.iter_mut())
-                .take(keys.len())
-            {
+            for (&hash, candidate) in hashes.iter().zip(candidates.iter_mut()).take(keys.len()) {
                 *candidate = self.first_candidate(hash);
-                *group = candidate.and_then(|slot| self.group_of(slot).ok());
-                if let Some((start, _)) = *group {
-                    self.prefetch_group_records(start);
+                if let Some(slot) = *candidate {
+                    prefetch(self.slots, slot * self.layout.slot_width);
                 }
             }
-            for ((key, group), record) in keys.iter().zip(&groups).zip(&mut records) {
-                *record = group.and_then(|(start, before)| self.skip_records(start, before).ok());
+            for ((key, candidate), record) in keys.iter().zip(&candidates).zip(&mut records) {
+                *record = candidate.and_then(|slot| self.slot_offset(slot).ok());
                 if let Some(at) = *record {
+                    prefetch(self.section, at);
                     prefetch(self.section, record_last_byte(at, key.len()));
                 }
             }
@@ -669,7 +640,7 @@ impl<'a> LiteralTable<'a> {
 
     /// Strict validation of the whole section against a data section of `data_len` bytes:
     /// checksum, padding, every record in the pool and in bounds and the records tiling it in
-    /// slot order, the group directory exact, every key valid UTF-8 and found by lookup at its
+    /// slot order, empty slots zero, every key valid UTF-8 and found by lookup at its
     /// own slot (so no duplicates), fingerprints and probe bound consistent with the key hashes,
     /// every data offset < `data_len`. Returns the data offsets of entries 0..len.
     pub fn check(&self, data_len: usize) -> Result<Vec<u32>> {
@@ -681,8 +652,8 @@ impl<'a> LiteralTable<'a> {
         let table_slots = self.fingerprints.len();
         let layout = self.layout;
         for (from, to) in [
-            (layout.pool_end, layout.directory),
-            (layout.directory + layout.directory_len, layout.fingerprints),
+            (layout.pool_end, layout.slots),
+            (layout.slots + self.slots.len(), layout.fingerprints),
             (layout.fingerprints + table_slots, layout.end),
         ] {
             if let Some(at) = section[from..to].iter().position(|&b| b != 0) {
@@ -693,26 +664,26 @@ impl<'a> LiteralTable<'a> {
             }
         }
 
-        let directory_entry_at =
-            |group: usize| layout.directory + group * if layout.wide { 8 } else { 4 };
         let mut data_offsets = Vec::with_capacity(self.entries);
         let mut max_displacement = 0usize;
         // Where the next record (slot order) starts.
         let mut at = HEADER_LEN;
         // The previous entry (slot order): its slot, sort key and key bytes.
         let mut previous: Option<(usize, u64, &[u8])> = None;
-        for slot in 0..=table_slots {
-            if slot % GROUP == 0 || slot == table_slots {
-                let group = slot.div_ceil(GROUP);
-                if self.group_start(group)? != at {
-                    return Err(Error::corrupt(
-                        directory_entry_at(group),
-                        format!("literal group directory entry {group} does not match the pool"),
-                    ));
+        for slot in 0..table_slots {
+            let slot_at = layout.slots + slot * layout.slot_width;
+            let offset = self.slot_offset(slot)?;
+            if self.fingerprints[slot] == 0 {
+                if offset != 0 {
+                    return Err(Error::corrupt(slot_at, "literal slot: empty slot not zero"));
                 }
-            }
-            if slot == table_slots || self.fingerprints[slot] == 0 {
                 continue;
+            }
+            if offset != at {
+                return Err(Error::corrupt(
+                    slot_at,
+                    "literal slot: records not in slot order, or not tiling the pool",
+                ));
             }
             let entry = data_offsets.len();
             if entry >= self.entries {
@@ -807,9 +778,10 @@ impl<'a> LiteralTable<'a> {
     #[inline(always)]
     fn lookup_hashed(&self, query: &[u8], hash: u64) -> Result<Option<LiteralHit<'a>>> {
         let run = self.probe_run(hash);
-        // The directory line is fetched together with the fingerprints: a hit then waits for
-        // two memory reads in a row (fingerprints and directory, the group's records).
-        self.prefetch_directory(run.home);
+        // The slot line is fetched together with the fingerprints rather than after them: a hit
+        // then waits for two memory reads in a row (fingerprint and slot, key record) instead
+        // of three.
+        prefetch(self.slots, run.home * self.layout.slot_width);
         for slot in run {
             if let Some(hit) = self.verify(slot, query)? {
                 return Ok(Some(hit));
@@ -860,7 +832,7 @@ impl<'a> LiteralTable<'a> {
     /// The entry in `slot` if its key equals `query`.
     #[inline(always)]
     fn verify(&self, slot: usize, query: &[u8]) -> Result<Option<LiteralHit<'a>>> {
-        let at = self.record_offset(slot)?;
+        let at = self.slot_offset(slot)?;
         // A matching record ends query.len() bytes after its header: fetch its last line
         // together with its first instead of one after the other.
         prefetch(self.section, record_last_byte(at, query.len()));
@@ -874,61 +846,16 @@ impl<'a> LiteralTable<'a> {
         self.probe_run(hash).next()
     }
 
-    /// Where the records of the slots from `8 * group` on begin (section offset).
+    /// The section offset of `slot`'s record.
     #[inline(always)]
-    fn group_start(&self, group: usize) -> Result<usize> {
-        let what = "literal group directory";
-        let start = if self.layout.wide {
-            bytes::u64_le(self.directory, group * 8, what)?
+    fn slot_offset(&self, slot: usize) -> Result<usize> {
+        let what = "literal slot";
+        let offset = if self.layout.wide {
+            bytes::u64_le(self.slots, slot * 8, what)?
         } else {
-            u64::from(bytes::u32_le(self.directory, group * 4, what)?)
+            u64::from(bytes::u32_le(self.slots, slot * 4, what)?)
         };
-        bytes::to_usize(start, self.layout.directory, what)
-    }
-
-    /// The section offset of `slot`'s record: its group's start, past one record per occupied
-    /// slot before it in the group.
-    #[inline(always)]
-    fn record_offset(&self, slot: usize) -> Result<usize> {
-        let (start, before) = self.group_of(slot)?;
-        self.prefetch_group_records(start);
-        self.skip_records(start, before)
-    }
-
-    /// (start of `slot`'s group's records, number of records before `slot`'s in the group).
-    #[inline(always)]
-    fn group_of(&self, slot: usize) -> Result<(usize, u32)> {
-        let group = slot / GROUP;
-        let start = self.group_start(group)?;
-        let word = self
-            .fingerprint_groups
-            .get(group * GROUP..group * GROUP + GROUP)
-            .and_then(|w| w.try_into().ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| Error::corrupt(self.layout.fingerprints, "literal slot out of range"))?;
-        let below = (1u64 << (8 * (slot % GROUP))) - 1;
-        let before = (!bytes::bytes_equal_to(word, 0) & HIGH & below).count_ones();
-        Ok((start, before))
-    }
-
-    /// The offset `records` records past `at`.
-    #[inline(always)]
-    fn skip_records(&self, mut at: usize, records: u32) -> Result<usize> {
-        for _ in 0..records {
-            at = self.record(at)?.2;
-        }
-        Ok(at)
-    }
-
-    /// Starts loading the first three lines of a group's records (about five records of
-    /// domain-sized keys, a group's usual share), so walking them waits for memory once, not
-    /// once per line. (Fetching only the lines up to an estimate of where the wanted record
-    /// ends, from the mean record length, measured slower, single and batched.)
-    #[inline(always)]
-    fn prefetch_group_records(&self, start: usize) {
-        prefetch(self.section, start);
-        prefetch(self.section, start.saturating_add(64));
-        prefetch(self.section, start.saturating_add(128));
+        bytes::to_usize(offset, self.layout.slots, what)
     }
 
     /// (key, data offset, offset past the record) of the record at section offset `at`.
@@ -936,13 +863,6 @@ impl<'a> LiteralTable<'a> {
     fn record(&self, at: usize) -> Result<(&'a [u8], u32, usize)> {
         read_record(self.pool, at)
             .ok_or_else(|| Error::corrupt(at, "literal key record runs past the pool"))
-    }
-
-    /// Starts loading the directory entry of `slot`'s group.
-    #[inline(always)]
-    fn prefetch_directory(&self, slot: usize) {
-        let width = if self.layout.wide { 8 } else { 4 };
-        prefetch(self.directory, slot / GROUP * width);
     }
 }
 
@@ -1326,7 +1246,7 @@ mod tests {
     }
 
     thread_local! {
-        /// Makes this thread's builders and readers use 8-byte directory entries.
+        /// Makes this thread's builders and readers use 8-byte slots.
         pub(super) static FORCE_WIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
@@ -1383,7 +1303,7 @@ mod tests {
     }
 
     #[test]
-    fn wide_directories_work_and_are_checked() {
+    fn wide_slots_work_and_are_checked() {
         FORCE_WIDE.with(|f| f.set(true));
         let (section, keys) = small_section(true);
         let table = LiteralTable::new(&section, true).unwrap();
@@ -1403,9 +1323,9 @@ mod tests {
         let table = LiteralTable::new(&big, true).unwrap();
         assert_eq!(table.check(60_000).unwrap().len(), 20_000);
         FORCE_WIDE.with(|f| f.set(false));
-        // A wide directory where 4-byte entries reach is not the one layout the keys allow.
+        // Wide slots where 4-byte ones reach are not the one layout the keys allow.
         let err = LiteralTable::new(&section, true).unwrap_err().to_string();
-        assert!(err.contains("wide-directory flag"), "{err}");
+        assert!(err.contains("wide-slots flag"), "{err}");
         let narrow = small_section(true).0;
         assert!(narrow.len() < section.len());
     }
@@ -1546,8 +1466,7 @@ mod tests {
     fn empty_table() {
         let (section, pairs) = build(&[], true, KeepDuplicate::First);
         assert!(pairs.is_empty());
-        // Header, and a directory of one entry (the end of the empty pool).
-        assert_eq!(section.len(), HEADER_LEN + 8);
+        assert_eq!(section.len(), HEADER_LEN);
         let table = LiteralTable::new(&section, true).unwrap();
         assert!(table.is_empty());
         assert_eq!(table.lookup(b"").unwrap(), None);
