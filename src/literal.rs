@@ -445,7 +445,8 @@ impl<'a> LiteralTable<'a> {
             return Err(Error::corrupt(
                 8,
                 format!(
-                    "literal section: unsupported version {version} (this matchy reads {VERSION})"
+                    "literal section: version {version}, this matchy reads version {VERSION} \
+                     (rebuild the file)"
                 ),
             ));
         }
@@ -1287,6 +1288,17 @@ mod tests {
         let mut longer = section.clone();
         longer.extend_from_slice(&[0; 8]);
         assert!(LiteralTable::new(&longer, true).is_err());
+    }
+
+    #[test]
+    fn other_versions_are_refused_with_a_way_out() {
+        let (mut section, _) = small_section(true);
+        section[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let err = LiteralTable::new(&section, true).unwrap_err().to_string();
+        assert!(
+            err.contains("version 1, this matchy reads version 2 (rebuild the file)"),
+            "{err}"
+        );
     }
 
     #[test]
