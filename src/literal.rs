@@ -27,7 +27,7 @@
 //! offset  size  field
 //!      0     4  magic b"MXLT"
 //!      4     4  crc32 (IEEE, as crc32fast) of section bytes [8, section_len)
-//!      8     2  version = 2
+//!      8     2  version = 3
 //!     10     2  flags: bit 0 = case-insensitive (keys hashed/compared ASCII-folded);
 //!                 bit 1 = wide slots (8 bytes), set iff 48 + P > 2^32 - 1; other bits 0
 //!     12     4  entry_count n (u32, at most 2^30)
@@ -71,7 +71,7 @@ pub use crate::mmdb::tree_builder::KeepDuplicate;
 pub type DuplicatePairs = Vec<(u32, u32)>;
 
 const MAGIC: [u8; 4] = *b"MXLT";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const FLAG_FOLD: u16 = 1;
 const FLAG_WIDE: u16 = 2;
 const HEADER_LEN: usize = 48;
@@ -1296,7 +1296,7 @@ mod tests {
         section[8..10].copy_from_slice(&1u16.to_le_bytes());
         let err = LiteralTable::new(&section, true).unwrap_err().to_string();
         assert!(
-            err.contains("version 1, this matchy reads version 2 (rebuild the file)"),
+            err.contains("version 1, this matchy reads version 3 (rebuild the file)"),
             "{err}"
         );
     }

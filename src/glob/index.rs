@@ -59,7 +59,7 @@
 //! ```text
 //! off size  field
 //!   0   8   magic "MXYGLOB\0"
-//!   8   4   version = 2
+//!   8   4   version = 3
 //!  12   4   flags: bit 0 = case-insensitive (ASCII folded); other bits 0
 //!  16   4   glob_count N
 //!  20   4   always_count A        globs verified for every query (no literal byte)
@@ -118,7 +118,7 @@ use std::collections::{BTreeMap, HashMap};
 pub use crate::mmdb::tree_builder::KeepDuplicate;
 
 const MAGIC: [u8; 8] = *b"MXYGLOB\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER_LEN: usize = 96;
 /// One edge filter: a 256-bit set of bytes.
 const EDGE_FILTER_LEN: usize = 32;
@@ -204,7 +204,7 @@ enum Kind {
 }
 
 /// The key (or check hash) of the prefix `piece`. Prefix and suffix pieces are hashed whole,
-/// eight bytes at a time, and only at the lengths a query probes (see `collect_as`).
+/// sixteen bytes per multiply, and only at the lengths a query probes (see `collect_as`).
 #[inline]
 fn prefix_key(piece: &[u8], fold: bool) -> u64 {
     key_hash(piece, fold) ^ PREFIX_SEED
