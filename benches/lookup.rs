@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod support;
 use matchy::{DataValue, Database, DatabaseBuilder};
-use support::{bench_dir, Ab, Rng};
+use support::{bench_dir, literal_keys_and_queries, Ab, Rng};
 
 fn country(i: u64) -> DataValue {
     let code = format!(
@@ -231,23 +231,9 @@ fn bench_lookups(c: &mut Criterion, group: &str, db: &Database, queries: &[Strin
 
 fn bench_strings(c: &mut Criterion) {
     let mut r = Rng(99);
-    let literals: Vec<String> = (0..1_000_000)
-        .map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97))
-        .collect();
+    // As many queries as keys, so the keys asked for do not all fit in the caches.
+    let (literals, queries) = literal_keys_and_queries(&mut r, 1 << 20);
     let db = string_db("literals-1m.mxy", &literals);
-    // 50% hits, chosen at random (an alternating pattern would let the CPU predict every
-    // hit), the rest near misses; as many queries as keys, so the keys asked for do not all
-    // fit in the caches.
-    let queries: Vec<String> = (0..1 << 20)
-        .map(|_| {
-            let k = &literals[(r.next() % literals.len() as u64) as usize];
-            if r.next() % 2 == 0 {
-                k.clone()
-            } else {
-                format!("{k}.miss")
-            }
-        })
-        .collect();
     let mut g = c.benchmark_group("literal/1M");
     g.throughput(Throughput::Elements(queries.len() as u64));
     g.bench_function("lookup", |b| {

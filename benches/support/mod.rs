@@ -19,6 +19,26 @@ impl Rng {
     }
 }
 
+/// 1M domain-like literal keys (`host{i}-{hex}.example{n}.com`) and `count` queries: keys
+/// chosen at random, half of them turned into near misses (`.miss` appended), also at random
+/// (an alternating pattern would let the CPU predict every hit).
+pub fn literal_keys_and_queries(r: &mut Rng, count: usize) -> (Vec<String>, Vec<String>) {
+    let keys: Vec<String> = (0..1_000_000)
+        .map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97))
+        .collect();
+    let queries = (0..count)
+        .map(|_| {
+            let k = &keys[(r.next() % keys.len() as u64) as usize];
+            if r.next() % 2 == 0 {
+                k.clone()
+            } else {
+                format!("{k}.miss")
+            }
+        })
+        .collect();
+    (keys, queries)
+}
+
 /// `target/bench-data/`, where benches build their files once (never committed).
 pub fn bench_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");

@@ -65,16 +65,12 @@ fn database() -> PathBuf {
     path
 }
 
-/// 1M literals shaped like the root crate's lookup bench (`host{i}-{hex}.example{n}.com`) and
-/// 2^18 queries: keys chosen at random, every other one turned into a near miss.
+/// The root crate's lookup bench's 1M literals, with 2^18 of its queries (50% hits).
 fn large_literal_database() -> (PathBuf, Vec<String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ffi-overhead-literals-1m.mxy");
-    let mut r = Rng(99);
-    let keys: Vec<String> = (0..1_000_000)
-        .map(|i| format!("host{i}-{:x}.example{}.com", r.next() % 0xffffff, i % 97))
-        .collect();
+    let (keys, queries) = ab::literal_keys_and_queries(&mut Rng(99), 1 << 18);
     let mut b = engine::DatabaseBuilder::new();
     for (i, k) in keys.iter().enumerate() {
         let id = engine::DataValue::Uint32(i as u32 % 1000);
@@ -82,16 +78,6 @@ fn large_literal_database() -> (PathBuf, Vec<String>) {
             .unwrap();
     }
     b.write_to(&path).unwrap();
-    let queries = (0..1 << 18)
-        .map(|_| {
-            let k = &keys[(r.next() % keys.len() as u64) as usize];
-            if r.next() % 2 == 0 {
-                k.clone()
-            } else {
-                format!("{k}.miss")
-            }
-        })
-        .collect();
     (path, queries)
 }
 
