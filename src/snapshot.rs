@@ -267,7 +267,7 @@ impl Snapshot {
             // bounds-checked against its length.
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
             // Lookups read the file at random: with 2 MiB pages most of them are spared a TLB
-            // miss (9% off a literal lookup in a 1M-key file). The kernel maps huge pages where
+            // miss (5-9% off a literal lookup in a 1M-key file). The kernel maps huge pages where
             // the page cache holds 2 MiB folios (files read from disk after this advice, or
             // written in aligned 2 MiB pieces as the builder does); a hint: failure is fine.
             #[cfg(target_os = "linux")]
