@@ -16,6 +16,28 @@ pub fn bytes_equal_to(w: u64, byte: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
+/// `a == b`. Slices of 8 to 32 bytes (most keys) are compared with two overlapping word loads
+/// per side instead of a call to `memcmp`, which costs a hit ~35 instructions.
+#[inline(always)]
+pub fn slices_equal(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        16..=32 => {
+            let word =
+                |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().unwrap());
+            (word(a, 0) ^ word(b, 0)) | (word(a, n - 16) ^ word(b, n - 16)) == 0
+        }
+        8..=15 => {
+            let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+            (word(a, 0) ^ word(b, 0)) | (word(a, n - 8) ^ word(b, n - 8)) == 0
+        }
+        _ => a == b,
+    }
+}
+
 /// `len` bytes at `off`, or a `Corrupt` error saying what was being read.
 #[inline]
 pub fn slice<'a>(buf: &'a [u8], off: usize, len: usize, what: &str) -> Result<&'a [u8]> {

@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::mmdb::stride::StrideIndex;
 use crate::readers::{self, ReaderState};
 use crate::reload::{self, Callback, ReloadEvent, ReloadOptions, ReloadState, ReloadStats};
-use crate::snapshot::{DatabaseInfo, EntryKind, RawMatch, Snapshot};
+use crate::snapshot::{self, DatabaseInfo, EntryKind, RawMatch, Snapshot};
 use crate::validate::{ValidationLevel, ValidationReport};
 use crate::value::Value;
 
@@ -445,9 +445,26 @@ impl Database {
     /// against an IPv4-only database is a miss here (and an error from [`lookup_ip`](Self::lookup_ip)).
     pub fn lookup(&self, query: &str) -> Result<Matches> {
         let hold = self.pin();
+        let ip = snapshot::parse_ip(query);
+        if ip.is_none() && hold.snap().literals_answer_alone() {
+            // The common case, kept short: every instruction between two lookups delays the
+            // next one's memory reads behind this one's (see ARCHITECTURE.md, "Lookup cost").
+            // SAFETY: the match comes from `hold.snap()` and `hold` goes with it.
+            let raw = unsafe { Match::detach(hold.snap().lookup_literal(query)?) };
+            return Ok(Matches {
+                first: Match::with_hold(raw, hold),
+                rest: Vec::new(),
+            });
+        }
+        Self::lookup_general(hold, query, ip)
+    }
+
+    /// [`lookup`](Self::lookup) when more than one entry may match.
+    #[inline(never)]
+    fn lookup_general(hold: Hold, query: &str, ip: Option<IpAddr>) -> Result<Matches> {
         let mut out = Matches::default();
         hold.snap()
-            .lookup_with(query, |raw| out.push(Match::new(raw, &hold)))?;
+            .lookup_with(query, ip, |raw| out.push(Match::new(raw, &hold)))?;
         Ok(out)
     }
 

@@ -106,7 +106,7 @@ fn fingerprint(hash: u64) -> u8 {
 /// fewer of ~310).
 #[inline]
 fn keys_equal(stored: &[u8], query: &[u8], fold: bool) -> bool {
-    stored == query || (fold && stored.eq_ignore_ascii_case(query))
+    bytes::slices_equal(stored, query) || (fold && stored.eq_ignore_ascii_case(query))
 }
 
 fn cmp_keys(a: &[u8], b: &[u8], fold: bool) -> Ordering {

@@ -384,12 +384,18 @@ impl Snapshot {
         validate::validate_views(self.views(), level)
     }
 
-    /// Every match of `query` in order (IP, literal, globs), handed to `f`.
+    /// Every match of `query` in order (IP, literal, globs), handed to `f`. `ip` is `query` read
+    /// as an address ([`parse_ip`]), which the caller needs first to route the query.
     #[inline]
-    pub fn lookup_with<'s>(&'s self, query: &str, mut f: impl FnMut(RawMatch<'s>)) -> Result<()> {
+    pub fn lookup_with<'s>(
+        &'s self,
+        query: &str,
+        ip: Option<IpAddr>,
+        mut f: impl FnMut(RawMatch<'s>),
+    ) -> Result<()> {
         self.check_poison()?;
         let v = self.views();
-        if let Some(ip) = parse_ip(query) {
+        if let Some(ip) = ip {
             match self.lookup_ip(ip) {
                 Ok(Some(m)) => f(m),
                 Ok(None) | Err(Error::InvalidQuery { .. }) => {}
@@ -407,6 +413,29 @@ impl Snapshot {
         }
         // A SIGBUS during the lookup replaced what it read with zeros: refuse the answer.
         self.check_poison()
+    }
+
+    /// Whether the literal index alone answers queries that are not IP addresses (a file with
+    /// literals and no globs): [`lookup_literal`](Self::lookup_literal) then gives what
+    /// [`lookup_with`](Self::lookup_with) would, at most one match.
+    #[inline]
+    pub fn literals_answer_alone(&self) -> bool {
+        self.views.literals.is_some() && self.views.globs.is_none()
+    }
+
+    /// The literal equal to `query`, if any.
+    #[inline]
+    pub fn lookup_literal(&self, query: &str) -> Result<Option<RawMatch<'_>>> {
+        let v = self.views();
+        let hit = match &v.literals {
+            Some(lit) => lit.lookup(query.as_bytes()),
+            None => Ok(None),
+        };
+        // Lookups on a file modified in place are refused. Checked after reading only (a
+        // SIGBUS during or before this lookup replaced what it read with zeros), and before
+        // the lookup's own error, which the zeros may explain.
+        self.check_poison()?;
+        Ok(hit?.map(|hit| RawMatch::literal(v, hit)))
     }
 
     /// [`lookup_with`](Self::lookup_with) for many queries; `f` gets each query's index. The
@@ -535,7 +564,7 @@ pub(crate) struct Views<'a> {
 
 /// An IP address query: cheap rejection first, since most string queries are not IPs.
 #[inline]
-fn parse_ip(query: &str) -> Option<IpAddr> {
+pub(crate) fn parse_ip(query: &str) -> Option<IpAddr> {
     let bytes = query.as_bytes();
     if bytes.is_empty() || bytes.len() > 45 {
         return None;

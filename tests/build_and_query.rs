@@ -98,6 +98,56 @@ fn the_sample_feed_answers_each_kind() {
     );
 }
 
+/// Files without globs answer most string queries from the literal index alone (a shorter path);
+/// IP text still goes to the tree as well, and both answers come in the usual order.
+#[test]
+fn databases_without_globs_answer_like_the_others() {
+    let literals_only = build(
+        &["evil.com", "literal:1.2.3.4", "literal:::1", "Mixed.Case"],
+        MatchMode::CaseSensitive,
+    );
+    assert_eq!(
+        answers(&literals_only, "evil.com"),
+        vec![(EntryKind::Literal, "evil.com".into(), 0)]
+    );
+    assert_eq!(
+        answers(&literals_only, "1.2.3.4"),
+        vec![(EntryKind::Literal, "1.2.3.4".into(), 1)]
+    );
+    assert_eq!(
+        answers(&literals_only, "::1"),
+        vec![(EntryKind::Literal, "::1".into(), 2)]
+    );
+    assert!(answers(&literals_only, "mixed.case").is_empty());
+    assert!(answers(&literals_only, "1.2.3.5").is_empty());
+    assert!(answers(&literals_only, "").is_empty());
+
+    let with_ips = build(
+        &["1.2.3.0/24", "literal:1.2.3.4", "evil.com"],
+        MatchMode::CaseInsensitive,
+    );
+    assert_eq!(
+        answers(&with_ips, "1.2.3.4"),
+        vec![
+            (EntryKind::Ip, "1.2.3.0/24".into(), 0),
+            (EntryKind::Literal, "1.2.3.4".into(), 1)
+        ]
+    );
+    assert_eq!(
+        answers(&with_ips, "EVIL.com"),
+        vec![(EntryKind::Literal, "evil.com".into(), 2)]
+    );
+    // The one match holds the database version it came from, like any other.
+    let m = with_ips
+        .lookup("evil.com")
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    drop(with_ips);
+    assert_eq!(id_of(&m), 2);
+}
+
 #[test]
 fn ipv4_only_database_rejects_ipv6_queries() {
     let db = build(&["1.2.3.0/24"], MatchMode::CaseSensitive);
