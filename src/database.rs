@@ -460,7 +460,7 @@ impl Database {
     }
 
     /// [`lookup`](Self::lookup) when more than one entry may match.
-    #[inline(never)]
+    #[inline(always)]
     fn lookup_general(hold: Hold, query: &str, ip: Option<IpAddr>) -> Result<Matches> {
         let mut out = Matches::default();
         hold.snap()
