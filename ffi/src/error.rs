@@ -209,9 +209,9 @@ fn utf8<'a>(bytes: &'a [u8], what: &'static str) -> Outcome<&'a str> {
     })
 }
 
-/// `bytes.is_ascii()`, cheaper for the short texts of queries and keys: up to 16 bytes are
-/// checked with two overlapping word reads (the standard library's scan goes byte by byte after
-/// the last whole word: ~10 instructions more for a 15-byte query).
+/// `bytes.is_ascii()`, cheaper for the short texts of queries and keys: up to 32 bytes are
+/// checked with two or four overlapping word reads (the standard library's scan goes byte by
+/// byte after the last whole word: ~10 instructions more for a 15-byte query).
 #[inline(always)]
 pub(crate) fn is_ascii(bytes: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -220,6 +220,9 @@ pub(crate) fn is_ascii(bytes: &[u8]) -> bool {
     let half = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
     match n {
         8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
+        // Domains and URLs: four overlapping words (the standard scan went byte by byte
+        // through the tail: ~20 instructions for a 17-byte query).
+        17..=32 => (word(0) | word(8) | word(n - 16) | word(n - 8)) & HIGH == 0,
         4..=7 => (half(0) | half(n - 4)) & HIGH == 0,
         0..=3 => bytes.iter().all(|&b| b < 0x80),
         _ => bytes.is_ascii(),
