@@ -422,7 +422,13 @@ fn lookup_text(h: &matchy_t, r: &mut matchy_result_t, me: usize, q: &str) -> Out
             r.owner = me;
             Ok(MATCHY_OK)
         }
-        Ok(_) => Ok(MATCHY_NOT_FOUND),
+        Ok(none) => {
+            // No matches means no pin and no allocation to release: skip the drop, an
+            // out-of-line call of ~16 instructions per miss.
+            debug_assert!(none.is_empty());
+            std::mem::forget(none);
+            Ok(MATCHY_NOT_FOUND)
+        }
         Err(e) => Err(Failure::engine(&e)),
     }
 }
