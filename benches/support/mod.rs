@@ -39,6 +39,27 @@ pub fn literal_keys_and_queries(r: &mut Rng, count: usize) -> (Vec<String>, Vec<
     (keys, queries)
 }
 
+/// 1M MD5-like keys (32 lowercase hex digits, the commonest hash IoC) and `count` queries:
+/// keys chosen at random, half of them replaced by a hash that is not a key, also at random.
+pub fn hash_keys_and_queries(r: &mut Rng, count: usize) -> (Vec<String>, Vec<String>) {
+    fn md5_like(r: &mut Rng) -> String {
+        format!("{:016x}{:016x}", r.next(), r.next())
+    }
+    let keys: Vec<String> = (0..1_000_000).map(|_| md5_like(r)).collect();
+    let queries = (0..count)
+        .map(|_| {
+            let pick = r.next();
+            if pick % 2 == 0 {
+                keys[(pick / 2 % keys.len() as u64) as usize].clone()
+            } else {
+                // 128 random bits: not a key, short of a collision.
+                md5_like(r)
+            }
+        })
+        .collect();
+    (keys, queries)
+}
+
 /// `target/bench-data/`, where benches build their files once (never committed).
 pub fn bench_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
