@@ -573,15 +573,16 @@ pub(crate) fn parse_ip(query: &str) -> Option<IpAddr> {
     if !matches!(bytes[0], b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b':' | b'.') {
         return None;
     }
-    if let Some(head) = bytes.first_chunk::<8>() {
-        if !could_start_an_ip(u64::from_le_bytes(*head), bytes.len()) {
-            return None;
+    // Then the first eight bytes at once, and the rest one by one: IPv4 is digits and dots;
+    // IPv6 has colons, hex digits, and dots only for an embedded IPv4.
+    let (mut colon, mut letter, rest) = match bytes.split_first_chunk::<8>() {
+        Some((head, rest)) => {
+            let (colon, letter) = ip_head(u64::from_le_bytes(*head), bytes.len())?;
+            (colon, letter, rest)
         }
-    }
-    // One pass rejects almost every domain, hash or e-mail before the full parser runs: IPv4 is
-    // digits and dots; IPv6 has colons, hex digits, and dots only for an embedded IPv4.
-    let (mut colon, mut letter) = (false, false);
-    for &c in bytes {
+        None => (false, false, bytes),
+    };
+    for &c in rest {
         match c {
             b'0'..=b'9' | b'.' => {}
             b':' => colon = true,
@@ -596,14 +597,15 @@ pub(crate) fn parse_ip(query: &str) -> Option<IpAddr> {
 }
 
 /// Whether a text of `len` bytes whose first eight are `head` (little-endian) may be an IP
-/// address, judged without a branch per byte: the loop in [`parse_ip`] leaves at the first
-/// byte no address has, a position that varies from query to query (a mispredicted branch
-/// each), and read hex hashes (MD5, SHA-1) to their end. False if one of the eight is not a
-/// digit, `.`, `:` or hex letter, or if none of the first five is a colon while one of them is
-/// a letter or the text is longer than 15 bytes: IPv4 has no letters and at most 15 bytes, and
-/// an IPv6 address has a colon within its first five bytes (a group has at most four digits).
+/// address, judged without a branch per byte (a byte loop leaves at the first byte no address
+/// has, a position that varies from query to query: a mispredicted branch each; and it read
+/// hex hashes such as MD5 and SHA-1 to their end). `None` if one of the eight is not a digit,
+/// `.`, `:` or hex letter, or if none of the first five is a colon while one of them is a
+/// letter or the text is longer than 15 bytes: IPv4 has no letters and at most 15 bytes, and an
+/// IPv6 address has a colon within its first five bytes (a group has at most four digits).
+/// Otherwise whether the eight hold a colon, and a hex letter.
 #[inline]
-fn could_start_an_ip(head: u64, len: usize) -> bool {
+fn ip_head(head: u64, len: usize) -> Option<(bool, bool)> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const FIRST_FIVE: u64 = 0x0000_0080_8080_8080;
     let ones = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
@@ -616,7 +618,9 @@ fn could_start_an_ip(head: u64, len: usize) -> bool {
     let dot = crate::bytes::bytes_equal_to(head, b'.');
     let colon = crate::bytes::bytes_equal_to(head, b':');
     let address_byte = (digit_or_colon | hex_letter | dot) & !(head & HIGH);
-    address_byte == HIGH && (colon & FIRST_FIVE != 0 || (hex_letter & FIRST_FIVE == 0 && len <= 15))
+    let may_be = address_byte == HIGH
+        && (colon & FIRST_FIVE != 0 || (hex_letter & FIRST_FIVE == 0 && len <= 15));
+    may_be.then_some((colon != 0, hex_letter != 0))
 }
 
 fn section_bytes<'a>(
