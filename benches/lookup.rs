@@ -265,18 +265,7 @@ fn bench_strings(c: &mut Criterion) {
 
     let (hashes, queries) = hash_keys_and_queries(&mut r, 1 << 20);
     let db = string_db("md5-1m.mxy", &hashes);
-    let mut g = c.benchmark_group("literal/1M-md5");
-    g.throughput(Throughput::Elements(queries.len() as u64));
-    g.bench_function("lookup", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for q in &queries {
-                n += db.lookup(q).unwrap().len();
-            }
-            black_box(n)
-        })
-    });
-    g.finish();
+    bench_lookups(c, "literal/1M-md5", &db, &queries);
     drop(db);
 
     let suffix: Vec<String> = (0..100_000)
