@@ -3,6 +3,8 @@
 //! ratio of the two criterion medians is the overhead.
 //!
 //! * `literal`, `glob`, `miss`: `Database::lookup` vs `matchy_lookup`.
+//! * `literal-n`: `literal` through `matchy_lookup_n`, for callers that know the query's length
+//!   (no `strlen`).
 //! * `ip-text`: IPv4 addresses as text, `Database::lookup` vs `matchy_lookup`.
 //! * `literal-1m`: the same on a file the size of a real feed (1M literals, 50% hits at random):
 //!   lookups that wait on memory, as in production, rather than on a cached 21,000-entry file.
@@ -52,8 +54,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use db::{matchy_close, matchy_open, matchy_t};
 use error::MATCHY_OK;
 use result::{
-    matchy_lookup, matchy_lookup_ip_bytes, matchy_path_free, matchy_path_new, matchy_path_t,
-    matchy_result_free, matchy_result_get_string, matchy_result_get_string_at,
+    matchy_lookup, matchy_lookup_ip_bytes, matchy_lookup_n, matchy_path_free, matchy_path_new,
+    matchy_path_t, matchy_result_free, matchy_result_get_string, matchy_result_get_string_at,
     matchy_result_get_value, matchy_result_new, matchy_result_t, matchy_value_t,
 };
 
@@ -82,6 +84,8 @@ fn large_literal_database() -> (PathBuf, Vec<String>) {
 }
 
 type Lookup = unsafe extern "C" fn(*const matchy_t, *const c_char, *mut matchy_result_t) -> c_int;
+type LookupN =
+    unsafe extern "C" fn(*const matchy_t, *const c_char, usize, *mut matchy_result_t) -> c_int;
 type LookupIp =
     unsafe extern "C" fn(*const matchy_t, *const u8, usize, *mut matchy_result_t) -> c_int;
 type GetString = unsafe extern "C" fn(
@@ -110,6 +114,7 @@ struct C {
     db: *mut matchy_t,
     result: *mut matchy_result_t,
     lookup: Lookup,
+    lookup_n: LookupN,
     lookup_ip: LookupIp,
     get_string: GetString,
     get_string_at: GetStringAt,
@@ -126,6 +131,7 @@ impl C {
             db,
             result,
             lookup: black_box(matchy_lookup as Lookup),
+            lookup_n: black_box(matchy_lookup_n as LookupN),
             lookup_ip: black_box(matchy_lookup_ip_bytes as LookupIp),
             get_string: black_box(matchy_result_get_string as GetString),
             get_string_at: black_box(matchy_result_get_string_at as GetStringAt),
@@ -278,6 +284,25 @@ fn bench_overhead(c: &mut Criterion) {
             c_more: Vec::new(),
         });
     }
+    let (queries, _) = text("literal");
+    cases.push(Case {
+        name: "literal-n",
+        items: queries.len(),
+        rust: Box::new({
+            let queries = queries.clone();
+            move || queries.iter().map(|q| db.lookup(q).unwrap().len()).sum()
+        }),
+        c: Box::new(move || {
+            let mut n = 0;
+            for q in &queries {
+                // SAFETY: live handles, `q.len()` readable bytes.
+                let rc = unsafe { (cdb.lookup_n)(cdb.db, q.as_ptr().cast(), q.len(), cdb.result) };
+                n += (rc == MATCHY_OK) as usize;
+            }
+            n
+        }),
+        c_more: Vec::new(),
+    });
     cases.push(ip_case("ip", db, cdb, octets));
     if let Some((db, cdb, octets)) = &geolite {
         cases.push(ip_case("ip-geolite2", db, cdb, octets));

@@ -1,7 +1,7 @@
 //! The Rust side of the C-boundary overhead comparison (`overhead_instructions` in
 //! ffi/tests/c_api.rs): the loop of ffi/tests/c/bench.c through the Rust API, with the same
 //! modes (`string`, `value` and `path` all read `country`/`iso_code` with `Value::get` +
-//! `as_str`).
+//! `as_str`; `lookup_n` is `lookup`, as the query's length comes with a `&str`).
 //!
 //! Usage: rust_lookup_loop DB QUERY_FILE LOOKUPS MODE
 

@@ -21,7 +21,7 @@ use engine::{EntryKind, Match, Matches, Value, ValueKind};
 
 use crate::db::{handle, matchy_t};
 use crate::error::{
-    c_str, fail, guard, guard_value, non_null, to_c_string, Failure, Outcome,
+    c_str, fail, guard, guard_value, is_ascii_without_nul, non_null, to_c_string, Failure, Outcome,
     MATCHY_ERR_INVALID_UTF8, MATCHY_ERR_WRONG_THREAD, MATCHY_NOT_FOUND, MATCHY_OK,
 };
 
@@ -396,13 +396,24 @@ pub unsafe extern "C" fn matchy_lookup_n(
         }
         // SAFETY: non-NULL with `len` readable bytes per the contract.
         let bytes = unsafe { std::slice::from_raw_parts(query.cast::<u8>(), len) };
-        if bytes.contains(&0) {
-            return Err(Failure::invalid("query contains a NUL byte"));
-        }
-        let q = std::str::from_utf8(bytes)
-            .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, "query is not valid UTF-8"))?;
+        let q = if is_ascii_without_nul(bytes) {
+            // SAFETY: ASCII is UTF-8.
+            unsafe { std::str::from_utf8_unchecked(bytes) }
+        } else {
+            counted_text(bytes)?
+        };
         lookup_text(h, r, me, q)
     })
+}
+
+/// A query given with its length that is not plain ASCII: UTF-8 without NUL bytes, or why not.
+#[inline(never)]
+fn counted_text(bytes: &[u8]) -> Outcome<&str> {
+    if bytes.contains(&0) {
+        return Err(Failure::invalid("query contains a NUL byte"));
+    }
+    std::str::from_utf8(bytes)
+        .map_err(|_| Failure::new(MATCHY_ERR_INVALID_UTF8, "query is not valid UTF-8"))
 }
 
 /// Look `q` up into `r`'s text slot (emptied by `release_on`): `MATCHY_OK` when it holds

@@ -805,6 +805,7 @@ fn overhead_instructions() {
     // (query kind, mode, what the C side calls)
     let cases = [
         ("literal", "lookup", "matchy_lookup"),
+        ("literal", "lookup_n", "matchy_lookup_n"),
         ("miss", "lookup", "matchy_lookup"),
         ("glob", "lookup", "matchy_lookup"),
         ("ip", "lookup", "matchy_lookup (IP as text)"),

@@ -271,6 +271,9 @@ static void test_lookups(matchy_t *db) {
     CHECK_RC(matchy_lookup_n(db, "evil.com", 4, r), MATCHY_NOT_FOUND); /* "evil" */
     CHECK_RC(matchy_lookup_n(db, "evil\0com", 8, r), MATCHY_ERR_INVALID_ARG);
     CHECK_RC(matchy_lookup_n(db, "caf\xc3", 4, r), MATCHY_ERR_INVALID_UTF8);
+    CHECK_RC(matchy_lookup_n(db, "caf\xc3\xa9.fr!", 8, r), MATCHY_OK); /* UTF-8, not ASCII */
+    CHECK_RC(matchy_lookup_n(db, "evil.co\0m", 9, r), MATCHY_ERR_INVALID_ARG); /* NUL, 9 bytes */
+    CHECK_RC(matchy_lookup_n(db, "a.b\0", 4, r), MATCHY_ERR_INVALID_ARG); /* NUL, 4 bytes */
     CHECK_RC(matchy_lookup_n(db, NULL, 3, r), MATCHY_ERR_NULL_ARG);
     CHECK_RC(matchy_lookup_n(NULL, "x", 1, r), MATCHY_ERR_NULL_ARG);
     CHECK_RC(matchy_lookup_n(db, "x", 1, NULL), MATCHY_ERR_NULL_ARG);

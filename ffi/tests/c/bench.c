@@ -45,6 +45,10 @@ int main(int argc, char **argv) {
     int read_string = strcmp(mode, "string") == 0 || strcmp(mode, "ip+string") == 0;
     int read_at = strcmp(mode, "path") == 0 || strcmp(mode, "ip+path") == 0;
     int read_value = strcmp(mode, "value") == 0;
+    /* lookup_n: the lengths known beforehand, as a log parser knows its fields'. */
+    int counted = strcmp(mode, "lookup_n") == 0;
+    size_t *lens = malloc(nq * sizeof *lens);
+    for (size_t i = 0; i < nq; i++) lens[i] = strlen(queries[i]);
     long lookups = atol(argv[3]);
     matchy_t *db = matchy_open(argv[1]);
     if (!db || nq == 0) return 2;
@@ -55,7 +59,9 @@ int main(int argc, char **argv) {
     long hits = 0;
     for (long i = 0; i < lookups; i++) {
         size_t q = (size_t)i % nq;
-        int rc = by_ip ? matchy_lookup_ip_bytes(db, addrs[q], 4, r) : matchy_lookup(db, queries[q], r);
+        int rc = by_ip     ? matchy_lookup_ip_bytes(db, addrs[q], 4, r)
+                 : counted ? matchy_lookup_n(db, queries[q], lens[q], r)
+                           : matchy_lookup(db, queries[q], r);
         if (rc != MATCHY_OK) continue;
         if (read_string) {
             const char *s;
@@ -77,6 +83,7 @@ int main(int argc, char **argv) {
     matchy_result_free(r);
     matchy_close(db);
     free(addrs);
+    free(lens);
     free(queries);
     free(text);
     return 0;
