@@ -481,7 +481,7 @@ impl Database {
     }
 
     /// The IP network (longest prefix) holding `ip`, if any.
-    #[inline(always)]
+    #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
         let (hold, ipv4_index) = self.pin_and_ipv4_index();
         if let IpAddr::V4(a) = ip {
