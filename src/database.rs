@@ -325,6 +325,30 @@ impl Drop for Database {
     }
 }
 
+/// The body of [`Database::lookup_ip`] and [`Database::lookup_ip_inlined`] (its `return`
+/// leaves the function it is expanded in).
+macro_rules! lookup_ip {
+    ($db:expr, $ip:expr) => {{
+        let (hold, ipv4_index) = $db.pin_and_ipv4_index();
+        if let IpAddr::V4(a) = $ip {
+            // The hot path, kept small enough to inline: the IPv4 index, found through the
+            // thread-local pin without a look at the snapshot's tree.
+            if !ipv4_index.is_null() {
+                // SAFETY: `HotPin::ipv4` is set next to `HotPin::pin`, which `hold` holds,
+                // and points to the IPv4 index of that pin's snapshot (`lookup_ip_walk`); the
+                // index lives as long as the snapshot, which `hold` keeps alive.
+                let index = unsafe { &*ipv4_index };
+                if let Some(raw) = hold.snap().lookup_v4_indexed(index, a) {
+                    // SAFETY: `raw` comes from `hold.snap()` and `hold` goes with it.
+                    let raw = unsafe { Match::detach(raw) };
+                    return Ok(Match::with_hold(raw, hold));
+                }
+            }
+        }
+        $db.lookup_ip_walk(hold, $ip)
+    }};
+}
+
 impl Database {
     /// Start opening the database at `path`: `Database::from(path).open()?`, or with
     /// `.auto_reload()` and `.on_reload(..)` before `open`.
@@ -483,23 +507,19 @@ impl Database {
     /// The IP network (longest prefix) holding `ip`, if any.
     #[inline]
     pub fn lookup_ip(&self, ip: IpAddr) -> Result<Option<Match>> {
-        let (hold, ipv4_index) = self.pin_and_ipv4_index();
-        if let IpAddr::V4(a) = ip {
-            // The hot path, kept small enough to inline: the IPv4 index, found through the
-            // thread-local pin without a look at the snapshot's tree.
-            if !ipv4_index.is_null() {
-                // SAFETY: `HotPin::ipv4` is set next to `HotPin::pin`, which `hold` holds,
-                // and points to the IPv4 index of that pin's snapshot (`lookup_ip_walk`); the
-                // index lives as long as the snapshot, which `hold` keeps alive.
-                let index = unsafe { &*ipv4_index };
-                if let Some(raw) = hold.snap().lookup_v4_indexed(index, a) {
-                    // SAFETY: `raw` comes from `hold.snap()` and `hold` goes with it.
-                    let raw = unsafe { Match::detach(raw) };
-                    return Ok(Match::with_hold(raw, hold));
-                }
-            }
-        }
-        self.lookup_ip_walk(hold, ip)
+        lookup_ip!(self, ip)
+    }
+
+    /// [`lookup_ip`](Self::lookup_ip), always inlined: for the C library, where the call and
+    /// the copy of its answer are ~10% of an IPv4 lookup. `lookup_ip` itself stays
+    /// `#[inline]`: inlined into every caller it moved the engine's other code about and made
+    /// the 1M-literal bench 25-35% slower (ARCHITECTURE.md, "Lookup cost"), and a `lookup_ip`
+    /// that called this function was inlined the same way. Both expand one macro: one piece of
+    /// code, and the bench binary's machine code stays the same.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn lookup_ip_inlined(&self, ip: IpAddr) -> Result<Option<Match>> {
+        lookup_ip!(self, ip)
     }
 
     /// [`lookup_ip`](Self::lookup_ip) through the snapshot's tree: IPv6, IPv4 before the index
