@@ -3,10 +3,13 @@
 //! modes (`string`, `value` and `path` all read `country`/`iso_code` with `Value::get` +
 //! `as_str`; `lookup_n` is `lookup`, as the query's length comes with a `&str`).
 //!
+//! Like bench.c it times the second half of the lookups and prints "<ns> ns/lookup" to stderr.
+//!
 //! Usage: rust_lookup_loop DB QUERY_FILE LOOKUPS MODE
 
 use std::hint::black_box;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,8 +25,12 @@ fn main() {
     let lookups: usize = args[3].parse().expect("LOOKUPS");
     let mode = args[4].as_str();
     let by_ip = mode.starts_with("ip");
-    let addrs: Vec<IpAddr> = if by_ip {
-        queries.iter().map(|q| q.parse().expect("an IP")).collect()
+    // IPv4 addresses as 4 bytes, as the C program has them.
+    let addrs: Vec<[u8; 4]> = if by_ip {
+        queries
+            .iter()
+            .map(|q| q.parse::<Ipv4Addr>().expect("an IPv4 address").octets())
+            .collect()
     } else {
         Vec::new()
     };
@@ -38,15 +45,24 @@ fn main() {
             None => 0,
         }
     };
+    let half = lookups / 2;
+    let mut start = Instant::now();
+    let mut q = queries.len() - 1;
     for i in 0..lookups {
-        let q = i % queries.len();
+        if i == half {
+            start = Instant::now();
+        }
+        // The next query without a division, as in bench.c.
+        q = if q + 1 == queries.len() { 0 } else { q + 1 };
         if by_ip {
-            if let Some(m) = db.lookup_ip(black_box(addrs[q])).unwrap() {
+            if let Some(m) = db.lookup_ip(IpAddr::from(black_box(addrs[q]))).unwrap() {
                 hits += read(&m);
             }
         } else if let Some(m) = db.lookup(black_box(queries[q])).unwrap().first() {
             hits += read(m);
         }
     }
+    let ns = start.elapsed().as_nanos() as f64 / (lookups - half) as f64;
+    eprintln!("{ns:.2} ns/lookup");
     println!("{hits}");
 }

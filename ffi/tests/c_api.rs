@@ -700,21 +700,30 @@ fn write_test_databases() {
     }
 }
 
-/// The price of the C boundary in instructions, a repeatable companion to the criterion bench
-/// `benches/overhead.rs` (which holds the timing claim): the same loop from C (-O2, against
-/// libmatchy.so: ffi/tests/c/bench.c) and from Rust (ffi/examples/rust_lookup_loop.rs), on the
-/// bench's database and queries, each counted by callgrind as the difference between 200,000
-/// lookups and 100,000: the steady state, without one-off costs (setup, the IPv4 index both
-/// sides build after their first 1000 IPv4 lookups, ~83 instructions per lookup over 100,000).
-/// Prints a table; asserts only that both sides find the same. Run with
-/// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead --nocapture`.
-#[test]
-#[ignore = "a measuring tool (needs valgrind): run in release with --ignored --nocapture"]
-fn overhead_instructions() {
-    if !have("valgrind") {
-        eprintln!("overhead_instructions: valgrind is not installed");
-        return;
-    }
+/// The cases of the overhead measurements: (query kind, mode, what the C side calls).
+const OVERHEAD_CASES: [(&str, &str, &str); 11] = [
+    ("literal", "lookup", "matchy_lookup"),
+    ("literal", "lookup_n", "matchy_lookup_n"),
+    ("miss", "lookup", "matchy_lookup"),
+    ("glob", "lookup", "matchy_lookup"),
+    ("ip", "lookup", "matchy_lookup (IP as text)"),
+    ("ip", "ip", "matchy_lookup_ip_bytes"),
+    ("literal", "string", "+ matchy_result_get_string"),
+    ("literal", "value", "+ matchy_result_get_value"),
+    ("ip", "ip+string", "_ip_bytes + _get_string"),
+    ("literal", "path", "+ matchy_result_get_string_at"),
+    ("ip", "ip+path", "_ip_bytes + _get_string_at"),
+];
+
+/// The two programs of the overhead measurements, built, and their database and query files.
+struct OverheadPrograms {
+    dir: PathBuf,
+    db_path: PathBuf,
+    c_exe: PathBuf,
+    rust_exe: PathBuf,
+}
+
+fn overhead_programs() -> OverheadPrograms {
     // Kept in target/tmp for profiling, e.g. `valgrind --tool=callgrind
     // target/tmp/matchy-ffi-bin/bench target/tmp/matchy-ffi-bench/bench.mxy
     // target/tmp/matchy-ffi-bench/literal.txt 100000 string`.
@@ -779,6 +788,35 @@ fn overhead_instructions() {
         );
         target_dir.join("release/examples/rust_lookup_loop")
     };
+    OverheadPrograms {
+        dir,
+        db_path,
+        c_exe,
+        rust_exe,
+    }
+}
+
+/// The price of the C boundary in instructions, a repeatable companion to the criterion bench
+/// `benches/overhead.rs` (which holds the timing claim): the same loop from C (-O2, against
+/// libmatchy.so: ffi/tests/c/bench.c) and from Rust (ffi/examples/rust_lookup_loop.rs), on the
+/// bench's database and queries, each counted by callgrind as the difference between 200,000
+/// lookups and 100,000: the steady state, without one-off costs (setup, the IPv4 index both
+/// sides build after their first 1000 IPv4 lookups, ~83 instructions per lookup over 100,000).
+/// Prints a table; asserts only that both sides find the same. Run with
+/// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead_instructions --nocapture`.
+#[test]
+#[ignore = "a measuring tool (needs valgrind): run in release with --ignored --nocapture"]
+fn overhead_instructions() {
+    if !have("valgrind") {
+        eprintln!("overhead_instructions: valgrind is not installed");
+        return;
+    }
+    let OverheadPrograms {
+        dir,
+        db_path,
+        c_exe,
+        rust_exe,
+    } = overhead_programs();
     // (instructions, hits) of `n` lookups.
     let count = |exe: &Path, kind: &str, mode: &str, n: usize| -> (f64, u64) {
         let out = Command::new("valgrind")
@@ -802,28 +840,79 @@ fn overhead_instructions() {
         let (all, hits) = count(exe, kind, mode, 2 * n);
         ((all - count(exe, kind, mode, n).0) / n as f64, hits)
     };
-    // (query kind, mode, what the C side calls)
-    let cases = [
-        ("literal", "lookup", "matchy_lookup"),
-        ("literal", "lookup_n", "matchy_lookup_n"),
-        ("miss", "lookup", "matchy_lookup"),
-        ("glob", "lookup", "matchy_lookup"),
-        ("ip", "lookup", "matchy_lookup (IP as text)"),
-        ("ip", "ip", "matchy_lookup_ip_bytes"),
-        ("literal", "string", "+ matchy_result_get_string"),
-        ("literal", "value", "+ matchy_result_get_value"),
-        ("ip", "ip+string", "_ip_bytes + _get_string"),
-        ("literal", "path", "+ matchy_result_get_string_at"),
-        ("ip", "ip+path", "_ip_bytes + _get_string_at"),
-    ];
     eprintln!("queries  mode       C calls                        Rust instr  C instr  overhead (per lookup)");
-    for (kind, mode, calls) in cases {
+    for (kind, mode, calls) in OVERHEAD_CASES {
         let (rust, rust_hits) = per_lookup(&rust_exe, kind, mode);
         let (c, c_hits) = per_lookup(&c_exe, kind, mode);
         assert_eq!(c_hits, rust_hits, "{kind} {mode}: both sides find the same");
         eprintln!(
             "{kind:<8} {mode:<10} {calls:<30} {rust:>10.0} {c:>8.0} {:>+8.1}%",
             (c / rust - 1.0) * 100.0
+        );
+    }
+}
+
+/// The C boundary's price in time, as C users pay it: the C program against libmatchy.so (with
+/// its PLT calls and `__tls_get_addr`) and the Rust program, each timing the second half of
+/// 2,000,000 lookups (`overhead_instructions` has the details), run as alternating processes,
+/// nine rounds per case. Prints the median time of each side and the median of the rounds'
+/// C/Rust ratios; asserts only that both sides find the same. Run with
+/// `cargo test --release -p matchy-ffi --test c_api -- --ignored overhead_time --nocapture`.
+#[test]
+#[ignore = "a measuring tool: run in release with --ignored --nocapture"]
+fn overhead_time() {
+    let OverheadPrograms {
+        dir,
+        db_path,
+        c_exe,
+        rust_exe,
+    } = overhead_programs();
+    // (ns per lookup, hits)
+    let time = |exe: &Path, kind: &str, mode: &str| -> (f64, u64) {
+        let out = Command::new(exe)
+            .arg(&db_path)
+            .arg(dir.join(format!("{kind}.txt")))
+            .arg("2000000")
+            .arg(mode)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{exe:?} {kind} {mode} failed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let ns = err
+            .lines()
+            .find_map(|l| l.strip_suffix(" ns/lookup"))
+            .unwrap_or_else(|| panic!("{exe:?} printed no time: {err}"))
+            .parse()
+            .unwrap();
+        let hits = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        (ns, hits)
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    eprintln!("queries  mode       C calls                        Rust ns  C ns  C/Rust (median of 9 rounds)");
+    for (kind, mode, calls) in OVERHEAD_CASES {
+        let (mut rust, mut c, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..9 {
+            // Which side goes first alternates, so that neither always follows the other.
+            let (r, ch) = if round % 2 == 0 {
+                let ch = time(&c_exe, kind, mode);
+                (time(&rust_exe, kind, mode), ch)
+            } else {
+                let r = time(&rust_exe, kind, mode);
+                (r, time(&c_exe, kind, mode))
+            };
+            assert_eq!(ch.1, r.1, "{kind} {mode}: both sides find the same");
+            rust.push(r.0);
+            c.push(ch.0);
+            ratios.push(ch.0 / r.0);
+        }
+        eprintln!(
+            "{kind:<8} {mode:<10} {calls:<30} {:>7.1} {:>5.1}  {:.3}",
+            median(rust),
+            median(c),
+            median(ratios)
         );
     }
 }

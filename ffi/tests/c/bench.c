@@ -11,10 +11,20 @@
  *       path    matchy_lookup + matchy_result_get_string_at (a prepared country/iso_code path)
  *       ip+path matchy_lookup_ip_bytes + matchy_result_get_string_at
  *
+ * The second half of the lookups is timed (the first warms the caches, the branch predictors
+ * and the IPv4 index); the time per lookup goes to stderr as "<ns> ns/lookup".
+ *
  * Usage: bench DB QUERY_FILE LOOKUPS MODE */
 #include <arpa/inet.h>
+#include <time.h>
 
 #include "check.h"
+
+static double now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
 
 int main(int argc, char **argv) {
     if (argc != 5) {
@@ -57,8 +67,13 @@ int main(int argc, char **argv) {
     matchy_path_t *prepared = matchy_path_new(path, 2);
     if (!prepared) return 2;
     long hits = 0;
+    long half = lookups / 2;
+    double start = 0;
+    size_t q = nq - 1;
     for (long i = 0; i < lookups; i++) {
-        size_t q = (size_t)i % nq;
+        if (i == half) start = now_ns();
+        /* The next query without a division: tens of cycles the two sides would share. */
+        q = q + 1 == nq ? 0 : q + 1;
         int rc = by_ip     ? matchy_lookup_ip_bytes(db, addrs[q], 4, r)
                  : counted ? matchy_lookup_n(db, queries[q], lens[q], r)
                            : matchy_lookup(db, queries[q], r);
@@ -78,6 +93,7 @@ int main(int argc, char **argv) {
             hits++;
         }
     }
+    fprintf(stderr, "%.2f ns/lookup\n", (now_ns() - start) / (double)(lookups - half));
     printf("%ld\n", hits);
     matchy_path_free(prepared);
     matchy_result_free(r);
