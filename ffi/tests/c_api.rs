@@ -723,6 +723,31 @@ struct OverheadPrograms {
     rust_exe: PathBuf,
 }
 
+impl OverheadPrograms {
+    /// Run `exe` (`c_exe` or `rust_exe`) for `n` lookups of the `kind` queries in `mode`, under
+    /// `wrapper` (e.g. valgrind) if not empty: its stderr, and the hits it printed.
+    fn run(&self, wrapper: &[&str], exe: &Path, kind: &str, mode: &str, n: usize) -> (String, u64) {
+        let mut cmd = match wrapper.split_first() {
+            Some((tool, args)) => {
+                let mut cmd = Command::new(tool);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
+        let out = cmd
+            .arg(&self.db_path)
+            .arg(self.dir.join(format!("{kind}.txt")))
+            .arg(n.to_string())
+            .arg(mode)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{exe:?} {kind} {mode} failed");
+        let hits = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        (String::from_utf8_lossy(&out.stderr).into_owned(), hits)
+    }
+}
+
 fn overhead_programs() -> OverheadPrograms {
     // Kept in target/tmp for profiling, e.g. `valgrind --tool=callgrind
     // target/tmp/matchy-ffi-bin/bench target/tmp/matchy-ffi-bench/bench.mxy
@@ -811,28 +836,17 @@ fn overhead_instructions() {
         eprintln!("overhead_instructions: valgrind is not installed");
         return;
     }
-    let OverheadPrograms {
-        dir,
-        db_path,
-        c_exe,
-        rust_exe,
-    } = overhead_programs();
+    let programs = overhead_programs();
     // (instructions, hits) of `n` lookups.
     let count = |exe: &Path, kind: &str, mode: &str, n: usize| -> (f64, u64) {
-        let out = Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg(exe)
-            .arg(&db_path)
-            .arg(dir.join(format!("{kind}.txt")))
-            .arg(n.to_string())
-            .arg(mode)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{exe:?} {kind} {mode} failed");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let valgrind = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+        ];
+        let (err, hits) = programs.run(&valgrind, exe, kind, mode, n);
         let line = err.lines().find(|l| l.contains("Collected :")).unwrap();
         let instructions = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
-        let hits = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         (instructions, hits)
     };
     let per_lookup = |exe: &Path, kind: &str, mode: &str| -> (f64, u64) {
@@ -842,8 +856,8 @@ fn overhead_instructions() {
     };
     eprintln!("queries  mode       C calls                        Rust instr  C instr  overhead (per lookup)");
     for (kind, mode, calls) in OVERHEAD_CASES {
-        let (rust, rust_hits) = per_lookup(&rust_exe, kind, mode);
-        let (c, c_hits) = per_lookup(&c_exe, kind, mode);
+        let (rust, rust_hits) = per_lookup(&programs.rust_exe, kind, mode);
+        let (c, c_hits) = per_lookup(&programs.c_exe, kind, mode);
         assert_eq!(c_hits, rust_hits, "{kind} {mode}: both sides find the same");
         eprintln!(
             "{kind:<8} {mode:<10} {calls:<30} {rust:>10.0} {c:>8.0} {:>+8.1}%",
@@ -861,30 +875,16 @@ fn overhead_instructions() {
 #[test]
 #[ignore = "a measuring tool: run in release with --ignored --nocapture"]
 fn overhead_time() {
-    let OverheadPrograms {
-        dir,
-        db_path,
-        c_exe,
-        rust_exe,
-    } = overhead_programs();
+    let programs = overhead_programs();
     // (ns per lookup, hits)
     let time = |exe: &Path, kind: &str, mode: &str| -> (f64, u64) {
-        let out = Command::new(exe)
-            .arg(&db_path)
-            .arg(dir.join(format!("{kind}.txt")))
-            .arg("2000000")
-            .arg(mode)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{exe:?} {kind} {mode} failed");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (err, hits) = programs.run(&[], exe, kind, mode, 2_000_000);
         let ns = err
             .lines()
             .find_map(|l| l.strip_suffix(" ns/lookup"))
             .unwrap_or_else(|| panic!("{exe:?} printed no time: {err}"))
             .parse()
             .unwrap();
-        let hits = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         (ns, hits)
     };
     let median = |mut v: Vec<f64>| {
@@ -897,11 +897,11 @@ fn overhead_time() {
         for round in 0..9 {
             // Which side goes first alternates, so that neither always follows the other.
             let (r, ch) = if round % 2 == 0 {
-                let ch = time(&c_exe, kind, mode);
-                (time(&rust_exe, kind, mode), ch)
+                let ch = time(&programs.c_exe, kind, mode);
+                (time(&programs.rust_exe, kind, mode), ch)
             } else {
-                let r = time(&rust_exe, kind, mode);
-                (r, time(&c_exe, kind, mode))
+                let r = time(&programs.rust_exe, kind, mode);
+                (r, time(&programs.c_exe, kind, mode))
             };
             assert_eq!(ch.1, r.1, "{kind} {mode}: both sides find the same");
             rust.push(r.0);
